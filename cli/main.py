@@ -1,0 +1,52 @@
+"""Entry point of the `simclr` command: builds the parser from the command modules and maps errors to exit codes.
+
+Exit status: 0 success, 2 bad input (nothing written), 1 failure at run time, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from simclr import __version__
+from simclr.cli import config_cmd, plugins_cmd
+from simclr.cli.output import error
+from simclr.errors import SimCLRError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="simclr",
+        description="SimCLR experiments from YAML files: train, evaluate, sweep, and manage plugins.",
+        epilog="Set SIMCLR_DEBUG=1 to see tracebacks; SIMCLR_DISABLE_PLUGINS=a,b to disable plugins.",
+    )
+    parser.add_argument("--version", action="version", version=f"simclr {__version__}")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in _command_modules():
+        module.add_parser(subparsers)
+    return parser
+
+
+def _command_modules() -> list:
+    return [plugins_cmd, config_cmd]
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except SimCLRError as exc:
+        if os.environ.get("SIMCLR_DEBUG"):
+            raise
+        error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

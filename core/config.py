@@ -1,0 +1,250 @@
+"""Loading an experiment: YAML with node positions, ``--set`` overrides, and validation of every section.
+
+Every error is reported as ``SOURCE: dotted.path: message`` where SOURCE is ``FILE:LINE`` or the ``--set``
+override that introduced the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from simclr.errors import ConfigError, ConfigIssue, SimCLRError
+from simclr.schema import ComponentSection, Experiment
+
+PathKey = tuple[str | int, ...]
+Positions = dict[PathKey, str]
+
+
+def _dotted(path: PathKey) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: PathKey, positions: Positions, src: str) -> Any:
+    positions[path] = f"{src}:{node.start_mark.line + 1}"
+    if isinstance(node, yaml.MappingNode):
+        loader.flatten_mapping(node)
+        result: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            if not isinstance(key, str | int | float | bool) or key is None:
+                raise ConfigError(
+                    ConfigIssue(f"{src}:{key_node.start_mark.line + 1}", _dotted(path), "keys must be plain words")
+                )
+            key = str(key)
+            if key in result:
+                raise ConfigError(
+                    ConfigIssue(f"{src}:{key_node.start_mark.line + 1}", _dotted(path + (key,)), "duplicate key")
+                )
+            result[key] = _construct(loader, value_node, path + (key,), positions, src)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_construct(loader, item, path + (i,), positions, src) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
+
+
+def load_yaml(path: str | Path) -> tuple[dict[str, Any], Positions]:
+    """Read an experiment file safely, keeping the line of every node."""
+    path = Path(path)
+    src = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(ConfigIssue(src, "", "no such file")) from None
+    except IsADirectoryError:
+        raise ConfigError(ConfigIssue(src, "", "is a directory, expected an experiment YAML file")) from None
+    except UnicodeDecodeError:
+        raise ConfigError(ConfigIssue(src, "", "not a text file (expected UTF-8 YAML)")) from None
+    except OSError as exc:
+        raise ConfigError(ConfigIssue(src, "", f"cannot read: {exc.strerror}")) from None
+    return parse_yaml(text, src)
+
+
+def parse_yaml(text: str, src: str) -> tuple[dict[str, Any], Positions]:
+    positions: Positions = {(): f"{src}:1"}
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = None if node is None else _construct(loader, node, (), positions, src)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = f":{mark.line + 1}" if mark else ""
+        problem = " ".join(p for p in (exc.context, exc.problem) if p)
+        raise ConfigError(ConfigIssue(f"{src}{line}", "", f"YAML syntax error: {problem}")) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(ConfigIssue(src, "", f"YAML error: {exc}")) from None
+    finally:
+        loader.dispose()
+    if data is None:
+        raise ConfigError(ConfigIssue(f"{src}:1", "", "the file is empty; expected a mapping of sections"))
+    if not isinstance(data, dict):
+        raise ConfigError(
+            ConfigIssue(f"{src}:1", "", f"expected a mapping of sections, got a {type(data).__name__}")
+        )
+    return data, positions
+
+
+def apply_overrides(data: dict[str, Any], positions: Positions, overrides: list[str]) -> None:
+    """Apply ``key.path=value`` overrides in place; values are parsed as YAML (``0.1``, ``true``, ``[1, 2]``)."""
+    for override in overrides:
+        src = f"--set {override}"
+        key, sep, raw = override.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(ConfigIssue(src, "", "expected KEY.PATH=VALUE, e.g. loss.temperature=0.1"))
+        parts: list[str | int] = [p.strip() for p in key.strip().split(".")]
+        if any(p == "" for p in parts):
+            raise ConfigError(ConfigIssue(src, key, "empty part in the key path"))
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(ConfigIssue(src, key, f"the value is not valid YAML: {exc}")) from None
+        target: Any = data
+        walked: list[str | int] = []
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            if isinstance(target, list):
+                if not (isinstance(part, str) and part.isdigit() and int(part) < len(target)):
+                    raise ConfigError(
+                        ConfigIssue(src, _dotted(tuple(walked)), f"'{part}' is not an index of this list")
+                    )
+                part = int(part)
+            elif not isinstance(target, dict):
+                raise ConfigError(
+                    ConfigIssue(src, _dotted(tuple(walked)), "is not a mapping, so it has no keys to set")
+                )
+            walked.append(part)
+            if last:
+                target[part] = value
+            else:
+                if isinstance(target, dict) and part not in target:
+                    target[part] = {}
+                target = target[part]
+        prefix = tuple(walked)
+        for existing in [p for p in positions if p[: len(prefix)] == prefix]:
+            del positions[existing]
+        positions[prefix] = src
+
+
+def _locate(positions: Positions, path: PathKey) -> str:
+    """The source of the deepest known node on ``path`` (a missing key points at its parent)."""
+    for end in range(len(path), -1, -1):
+        found = positions.get(tuple(path[:end]))
+        if found:
+            return found
+    return ""
+
+
+def _issues(exc: ValidationError, prefix: PathKey, positions: Positions) -> list[ConfigIssue]:
+    issues = []
+    for error in exc.errors(include_url=False):
+        path = prefix + tuple(error["loc"])
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (not a field of this section)"
+        elif error["type"] == "missing":
+            message = "required, but missing"
+        elif error["type"] == "model_type":
+            message = f"expected a mapping, got {type(error['input']).__name__}"
+        issues.append(ConfigIssue(_locate(positions, path), _dotted(path), message))
+    return issues
+
+
+def _component_sections(obj: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, ComponentSection]]:
+    if isinstance(obj, ComponentSection):
+        yield path, obj
+    elif isinstance(obj, BaseModel):
+        for field_name in type(obj).model_fields:
+            yield from _component_sections(getattr(obj, field_name), path + (field_name,))
+    elif isinstance(obj, list):
+        for i, item in enumerate(obj):
+            yield from _component_sections(item, path + (i,))
+
+
+def validate(data: dict[str, Any], positions: Positions | None = None) -> Experiment:
+    """Validate raw experiment data: the schema first, then each component section with its own params model."""
+    from simclr.plugin_manager import plugin_system
+
+    positions = positions or {}
+    try:
+        experiment = Experiment.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_issues(exc, (), positions)) from None
+    registry = plugin_system().registry
+    issues: list[ConfigIssue] = []
+    for path, section in _component_sections(experiment):
+        try:
+            component = registry.get(section.kind, section.name, path=_dotted(path + ("name",)))
+        except SimCLRError as exc:
+            where = _locate(positions, path + ("name",))
+            issues += [ConfigIssue(where, i.path, i.message) for i in getattr(exc, "issues", [])] or [
+                ConfigIssue(where, _dotted(path + ("name",)), str(exc))
+            ]
+            continue
+        try:
+            section._params = component.params.model_validate(section.raw_params())
+        except ValidationError as exc:
+            issues += _issues(exc, path, positions)
+    if issues:
+        raise ConfigError(issues)
+    return experiment
+
+
+def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
+    """Read, override and validate an experiment file."""
+    data, positions = load_yaml(path)
+    apply_overrides(data, positions, overrides or [])
+    return validate(data, positions)
+
+
+def experiment_from_dict(data: dict[str, Any], overrides: list[str] | None = None, src: str = "") -> Experiment:
+    """Validate an experiment held as a dict (e.g. the ``config`` stored in a checkpoint)."""
+    data = yaml.safe_load(yaml.safe_dump(data))
+    positions: Positions = {(): src} if src else {}
+    apply_overrides(data, positions, overrides or [])
+    return validate(data, positions)
+
+
+def resolved_dict(experiment: Experiment) -> dict[str, Any]:
+    """The experiment with every default filled in, as plain data."""
+    return experiment.model_dump(mode="json")
+
+
+def dump_yaml(experiment: Experiment) -> str:
+    return yaml.safe_dump(resolved_dict(experiment), sort_keys=False)
+
+
+def json_schema() -> dict[str, Any]:
+    """A JSON Schema of the experiment file in which each component section lists the installed components
+    (``name`` as a constant, plus that component's params)."""
+    from simclr.plugin_manager import plugin_system
+
+    registry = plugin_system().registry
+    schema = Experiment.model_json_schema()
+    defs = schema.setdefault("$defs", {})
+    for section_type in ComponentSection.__subclasses__():
+        title = section_type.__name__
+        if title not in defs:
+            continue
+        choices = []
+        for name in registry.names(section_type.kind):
+            component = registry.get(section_type.kind, name)
+            params = component.params.model_json_schema(ref_template=f"#/$defs/{title}_{name}_{{model}}")
+            for def_name, definition in params.pop("$defs", {}).items():
+                defs[f"{title}_{name}_{def_name}"] = definition
+            properties = {"name": {"const": name}, **params.get("properties", {})}
+            choices.append(
+                {
+                    "type": "object",
+                    "title": f"{section_type.kind} {name}",
+                    "description": component.description,
+                    "properties": properties,
+                    "required": ["name", *params.get("required", [])],
+                    "additionalProperties": False,
+                }
+            )
+        defs[title] = {"oneOf": choices, "description": f"a {section_type.kind}: {{name: ..., <params>}}"}
+    return schema

@@ -1,0 +1,56 @@
+"""Errors meant for users: each carries a message that says what is wrong, where, and what to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class SimCLRError(Exception):
+    """Base class of every error the `simclr` command reports without a traceback."""
+
+    exit_code = 1
+
+
+class UserError(SimCLRError):
+    """Bad input (config, arguments, missing data, unreadable checkpoint): exit 2, nothing written."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem in an experiment: where it came from (``exp.yaml:12`` or ``--set a.b=c``), the dotted path
+    inside the experiment and the message."""
+
+    source: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.source}: " if self.source else ""
+        what = f"{self.path}: " if self.path else ""
+        return f"{where}{what}{self.message}"
+
+
+class ConfigError(UserError):
+    """One or more problems in an experiment configuration."""
+
+    def __init__(self, issues: list[ConfigIssue] | ConfigIssue | str):
+        if isinstance(issues, str):
+            issues = [ConfigIssue("", "", issues)]
+        elif isinstance(issues, ConfigIssue):
+            issues = [issues]
+        self.issues = list(issues)
+        super().__init__("\n".join(str(issue) for issue in self.issues))
+
+
+class PluginError(SimCLRError):
+    """A plugin misbehaved (duplicate name, broken hook, factory returning the wrong type)."""
+
+    exit_code = 2
+
+
+class TrainingError(SimCLRError):
+    """A run failed while training (e.g. a non-finite loss)."""
+
+    exit_code = 1

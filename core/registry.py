@@ -1,0 +1,227 @@
+"""Component registry: every loss, miner, backbone, optimizer, dataset and callback is a named component with a
+factory and a pydantic params model, contributed by a plugin."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from simclr.errors import ConfigError, ConfigIssue, PluginError
+
+
+class NoParams(BaseModel):
+    """Params model of a component that takes none."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """What a component kind is: its registration hook, what its factory receives and must return."""
+
+    name: str
+    hook: str
+    factory_signature: str
+    returns: str
+    check: Callable[[Any], bool]
+
+
+def _is_module(obj: Any) -> bool:
+    import torch
+
+    return isinstance(obj, torch.nn.Module)
+
+
+def _is_backbone(obj: Any) -> bool:
+    return _is_module(obj) and isinstance(getattr(obj, "feature_dim", None), int)
+
+
+def _is_optimizer(obj: Any) -> bool:
+    import torch
+
+    return isinstance(obj, torch.optim.Optimizer)
+
+
+def _is_dataset(obj: Any) -> bool:
+    from simclr.data import ImageDataset
+
+    return isinstance(obj, ImageDataset)
+
+
+KINDS: dict[str, KindSpec] = {
+    spec.name: spec
+    for spec in (
+        KindSpec("loss", "simclr_register_losses", "factory(params)", "a torch.nn.Module", _is_module),
+        KindSpec("miner", "simclr_register_miners", "factory(params)", "a callable", callable),
+        KindSpec(
+            "backbone",
+            "simclr_register_backbones",
+            "factory(params, image_size)",
+            "a torch.nn.Module with an int `feature_dim`",
+            _is_backbone,
+        ),
+        KindSpec(
+            "optimizer",
+            "simclr_register_optimizers",
+            "factory(params, model)",
+            "a torch.optim.Optimizer",
+            _is_optimizer,
+        ),
+        KindSpec(
+            "dataset", "simclr_register_datasets", "factory(params)", "a simclr.data.ImageDataset", _is_dataset
+        ),
+        KindSpec("callback", "simclr_register_callbacks", "factory(params)", "an object", lambda obj: True),
+    )
+}
+
+
+@dataclass(frozen=True)
+class Provider:
+    """The plugin (entry-point name) and the distribution that installed it."""
+
+    plugin: str
+    distribution: str
+    version: str
+
+    def __str__(self) -> str:
+        return f"plugin '{self.plugin}' (distribution {self.distribution} {self.version})"
+
+
+@dataclass(frozen=True)
+class Component:
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    params: type[BaseModel]
+    description: str
+    provider: Provider
+
+    def validate(self, params: dict[str, Any], path: str = "") -> BaseModel:
+        """Validate ``params`` with this component's params model; errors carry ``path.field`` locations."""
+        try:
+            return self.params.model_validate(params)
+        except ValidationError as exc:
+            raise ConfigError(validation_issues(exc, prefix=path)) from None
+
+    def build(self, params: BaseModel, *context: Any) -> Any:
+        """Call the factory with validated params and the kind's context arguments; check what it returns."""
+        try:
+            obj = self.factory(params, *context)
+        except (ConfigError, PluginError):
+            raise
+        except Exception as exc:
+            from simclr.errors import SimCLRError
+
+            if isinstance(exc, SimCLRError):
+                raise
+            raise PluginError(
+                f"{self.kind} '{self.name}' from {self.provider} failed to build: {type(exc).__name__}: {exc}"
+            ) from exc
+        spec = KINDS[self.kind]
+        if not spec.check(obj):
+            raise PluginError(
+                f"{self.kind} '{self.name}' from {self.provider} returned {type(obj).__name__}, "
+                f"but a {self.kind} factory must return {spec.returns}."
+            )
+        return obj
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "description": self.description,
+            "plugin": self.provider.plugin,
+            "distribution": self.provider.distribution,
+            "version": self.provider.version,
+            "params": self.params.model_json_schema(),
+        }
+
+
+def validation_issues(exc: ValidationError, prefix: str = "", source: str = "") -> list[ConfigIssue]:
+    """Turn a pydantic ValidationError into ConfigIssues with dotted paths below ``prefix``."""
+    issues = []
+    for error in exc.errors(include_url=False):
+        parts = [prefix] if prefix else []
+        parts += [str(p) for p in error["loc"]]
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (not a field of this section)"
+        issues.append(ConfigIssue(source, ".".join(parts), message))
+    return issues
+
+
+def suggest(name: str, choices: list[str]) -> str:
+    """A 'did you mean' hint plus the list of what is available."""
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.5)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"{hint}installed: {', '.join(sorted(choices)) or '(none)'}"
+
+
+@dataclass
+class Registry:
+    """All installed components, by kind and name; plus the plugins that failed to load."""
+
+    components: dict[str, dict[str, Component]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    conflicts: dict[tuple[str, str], list[Provider]] = field(default_factory=dict)
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, component: Component) -> None:
+        existing = self.components[component.kind].get(component.name)
+        key = (component.kind, component.name)
+        if existing is not None or key in self.conflicts:
+            providers = self.conflicts.setdefault(key, [existing.provider] if existing else [])
+            providers.append(component.provider)
+            self.components[component.kind].pop(component.name, None)
+            return
+        self.components[component.kind][component.name] = component
+
+    def names(self, kind: str) -> list[str]:
+        _check_kind(kind)
+        return sorted(self.components[kind])
+
+    def get(self, kind: str, name: str, path: str = "") -> Component:
+        _check_kind(kind)
+        if (kind, name) in self.conflicts:
+            providers = " and ".join(str(p) for p in self.conflicts[(kind, name)])
+            raise PluginError(
+                f"{kind} '{name}' is provided by {providers}; "
+                "uninstall one or disable it with SIMCLR_DISABLE_PLUGINS=<plugin>."
+            )
+        try:
+            return self.components[kind][name]
+        except KeyError:
+            raise ConfigError(
+                ConfigIssue("", path or kind, f"unknown {kind} '{name}'; {suggest(name, self.names(kind))}")
+            ) from None
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise ConfigError(f"unknown component kind '{kind}'; {suggest(kind, list(KINDS))}")
+
+
+class Registrar:
+    """What a registration hook receives: adds components of one kind on behalf of one plugin."""
+
+    def __init__(self, kind: str, provider: Provider, added: list[Component]):
+        self.kind = kind
+        self.provider = provider
+        self._added = added
+
+    def add(
+        self,
+        name: str,
+        factory: Callable[..., Any],
+        params: type[BaseModel] = NoParams,
+        description: str = "",
+    ) -> None:
+        """Register component ``name``: ``factory(validated_params, *context)`` builds it."""
+        if not (isinstance(params, type) and issubclass(params, BaseModel)):
+            raise TypeError(f"params of {self.kind} '{name}' must be a pydantic BaseModel subclass")
+        if params.model_config.get("extra") != "forbid":
+            raise TypeError(f"params model of {self.kind} '{name}' must set model_config extra='forbid'")
+        self._added.append(Component(self.kind, name, factory, params, description.strip(), self.provider))

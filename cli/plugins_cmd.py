@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from rich.table import Table
-
 import simclr
+from rich.table import Table
 from simclr.cli.output import out, print_json
 
 

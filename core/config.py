@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
-
 from simclr.errors import ConfigError, ConfigIssue, SimCLRError
 from simclr.schema import ComponentSection, Experiment
 
@@ -20,12 +19,20 @@ PathKey = tuple[str | int, ...]
 Positions = dict[PathKey, str]
 
 
+_PLAIN_TAGS = ("tag:yaml.org,2002:map", "tag:yaml.org,2002:seq")
+
+
 def _dotted(path: PathKey) -> str:
     return ".".join(str(p) for p in path)
 
 
-def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: PathKey, positions: Positions, src: str) -> Any:
-    positions[path] = f"{src}:{node.start_mark.line + 1}"
+def _construct(
+    loader: yaml.SafeLoader, node: yaml.Node, path: PathKey, positions: Positions, src: str, line: int | None = None
+) -> Any:
+    """Build the Python value of ``node``, recording the line of every path (a mapping value: its key's line)."""
+    positions[path] = f"{src}:{(node.start_mark.line if line is None else line) + 1}"
+    if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _PLAIN_TAGS:
+        raise ConfigError(ConfigIssue(positions[path], _dotted(path), f"YAML tag {node.tag} is not allowed"))
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)
         result: dict[Any, Any] = {}
@@ -40,7 +47,7 @@ def _construct(loader: yaml.SafeLoader, node: yaml.Node, path: PathKey, position
                 raise ConfigError(
                     ConfigIssue(f"{src}:{key_node.start_mark.line + 1}", _dotted(path + (key,)), "duplicate key")
                 )
-            result[key] = _construct(loader, value_node, path + (key,), positions, src)
+            result[key] = _construct(loader, value_node, path + (key,), positions, src, key_node.start_mark.line)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_construct(loader, item, path + (i,), positions, src) for i, item in enumerate(node.value)]
@@ -82,9 +89,7 @@ def parse_yaml(text: str, src: str) -> tuple[dict[str, Any], Positions]:
     if data is None:
         raise ConfigError(ConfigIssue(f"{src}:1", "", "the file is empty; expected a mapping of sections"))
     if not isinstance(data, dict):
-        raise ConfigError(
-            ConfigIssue(f"{src}:1", "", f"expected a mapping of sections, got a {type(data).__name__}")
-        )
+        raise ConfigError(ConfigIssue(f"{src}:1", "", f"expected a mapping of sections, got a {type(data).__name__}"))
     return data, positions
 
 
@@ -153,6 +158,33 @@ def _issues(exc: ValidationError, prefix: PathKey, positions: Positions) -> list
     return issues
 
 
+def _section_type(annotation: Any) -> tuple[type | None, bool]:
+    """(model class, is a list of them) for a field annotation, or (None, False)."""
+    if get_origin(annotation) is list:
+        (item,) = get_args(annotation)
+        return (item, True) if isinstance(item, type) and issubclass(item, BaseModel) else (None, False)
+    return (annotation, False) if isinstance(annotation, type) and issubclass(annotation, BaseModel) else (None, False)
+
+
+def _raw_sections(model: type[BaseModel], data: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, str, dict]]:
+    """Component sections in raw data, found by following the schema: (path, kind, raw mapping)."""
+    if not isinstance(data, dict):
+        return
+    for field_name, info in model.model_fields.items():
+        cls, is_list = _section_type(info.annotation)
+        value = data.get(field_name)
+        if cls is None or value is None:
+            continue
+        items = list(enumerate(value)) if is_list and isinstance(value, list) else [(None, value)]
+        for index, item in items:
+            item_path = path + (field_name,) + (() if index is None else (index,))
+            if issubclass(cls, ComponentSection):
+                if isinstance(item, dict) and isinstance(item.get("name"), str):
+                    yield item_path, cls.kind, item
+            else:
+                yield from _raw_sections(cls, item, item_path)
+
+
 def _component_sections(obj: Any, path: PathKey = ()) -> Iterator[tuple[PathKey, ComponentSection]]:
     if isinstance(obj, ComponentSection):
         yield path, obj
@@ -164,32 +196,44 @@ def _component_sections(obj: Any, path: PathKey = ()) -> Iterator[tuple[PathKey,
             yield from _component_sections(item, path + (i,))
 
 
-def validate(data: dict[str, Any], positions: Positions | None = None) -> Experiment:
-    """Validate raw experiment data: the schema first, then each component section with its own params model."""
+def _validate_section(kind: str, raw: dict, path: PathKey, positions: Positions) -> BaseModel | list[ConfigIssue]:
     from simclr.plugin_manager import plugin_system
 
+    name_path = path + ("name",)
+    try:
+        component = plugin_system().registry.get(kind, raw["name"], path=_dotted(name_path))
+    except SimCLRError as exc:
+        where = _locate(positions, name_path)
+        return [ConfigIssue(where, i.path, i.message) for i in getattr(exc, "issues", [])] or [
+            ConfigIssue(where, _dotted(name_path), str(exc))
+        ]
+    params = {key: value for key, value in raw.items() if key != "name"}
+    try:
+        return component.params.model_validate(params)
+    except ValidationError as exc:
+        return _issues(exc, path, positions)
+
+
+def validate(data: dict[str, Any], positions: Positions | None = None) -> Experiment:
+    """Validate raw experiment data: each component section with its own params model, and the rest with the
+    schema; every problem found is reported together."""
     positions = positions or {}
+    issues: list[ConfigIssue] = []
+    resolved: dict[PathKey, BaseModel] = {}
+    for path, kind, raw in _raw_sections(Experiment, data):
+        result = _validate_section(kind, raw, path, positions)
+        if isinstance(result, list):
+            issues += result
+        else:
+            resolved[path] = result
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_issues(exc, (), positions)) from None
-    registry = plugin_system().registry
-    issues: list[ConfigIssue] = []
-    for path, section in _component_sections(experiment):
-        try:
-            component = registry.get(section.kind, section.name, path=_dotted(path + ("name",)))
-        except SimCLRError as exc:
-            where = _locate(positions, path + ("name",))
-            issues += [ConfigIssue(where, i.path, i.message) for i in getattr(exc, "issues", [])] or [
-                ConfigIssue(where, _dotted(path + ("name",)), str(exc))
-            ]
-            continue
-        try:
-            section._params = component.params.model_validate(section.raw_params())
-        except ValidationError as exc:
-            issues += _issues(exc, path, positions)
+        raise ConfigError(_issues(exc, (), positions) + issues) from None
     if issues:
         raise ConfigError(issues)
+    for path, section in _component_sections(experiment):
+        section._params = resolved[path]
     return experiment
 
 

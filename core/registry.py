@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-
 from simclr.errors import ConfigError, ConfigIssue, PluginError
 
 
@@ -72,7 +71,11 @@ KINDS: dict[str, KindSpec] = {
             _is_optimizer,
         ),
         KindSpec(
-            "dataset", "simclr_register_datasets", "factory(params)", "a simclr.data.ImageDataset", _is_dataset
+            "dataset",
+            "simclr_register_datasets",
+            "factory(params)",
+            "a simclr.data.ImageDataset",
+            _is_dataset,
         ),
         KindSpec("callback", "simclr_register_callbacks", "factory(params)", "an object", lambda obj: True),
     )

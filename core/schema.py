@@ -121,7 +121,8 @@ class ScheduleConfig(Strict):
     warmup_epochs: float = Field(10, ge=0, description="linear warm-up from 0, stepped per iteration")
     decay: Literal["cosine", "constant"] = Field("cosine", description="after warm-up: cosine to 0, or flat")
     lr_scaling: Literal["none", "linear", "sqrt"] = Field(
-        "none", description="effective lr = lr (none), lr*B/256 (linear), lr*sqrt(B) (sqrt), B the global batch"
+        "none",
+        description="effective lr = lr (none), lr*B/256 (linear), lr*sqrt(B) (sqrt), B the global batch",
     )
 
 

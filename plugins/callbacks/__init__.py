@@ -1,1 +1,15 @@
-"""Built-in callbacks plugin."""
+"""Built-in callbacks: metrics.jsonl, PNG plots, TensorBoard. A config switches them on in ``train.callbacks``."""
+
+from __future__ import annotations
+
+import simclr
+from simclr.plugins.callbacks.metrics_jsonl import MetricsJsonl, MetricsJsonlParams
+from simclr.plugins.callbacks.plots import Plots, PlotsParams
+from simclr.plugins.callbacks.tensorboard import TensorBoard, TensorBoardParams
+
+
+@simclr.hookimpl
+def simclr_register_callbacks(registry):
+    registry.add("metrics_jsonl", MetricsJsonl, MetricsJsonlParams, "append every logged record to metrics.jsonl")
+    registry.add("plots", Plots, PlotsParams, "PNG curves of loss, lr and monitors in plots/ (needs metrics_jsonl)")
+    registry.add("tensorboard", TensorBoard, TensorBoardParams, "TensorBoard event files (pip install tensorboard)")

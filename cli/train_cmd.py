@@ -1,0 +1,79 @@
+"""`simclr train EXP.yaml [--set ...] [--out DIR] [--resume DIR] [--overwrite]`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from simclr import config
+from simclr.cli.config_cmd import add_set_argument
+from simclr.cli.output import err
+from simclr.errors import UserError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="pre-train a model from an experiment file",
+        description="Validate the experiment, train, and leave a run directory with config.yaml, metrics.jsonl, "
+        "checkpoints/ and plots/. With --resume, the experiment stored in the run directory is continued.",
+    )
+    parser.add_argument("experiment", nargs="?", metavar="EXP.yaml", help="experiment file (omit with --resume)")
+    add_set_argument(parser)
+    parser.add_argument("--out", type=Path, help="run directory (default: runs/<name>-<timestamp>)")
+    parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
+    parser.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:N)")
+    parser.add_argument("--strict", action="store_true", help="stop when a plugin's lifecycle hook raises")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars or step log lines")
+    parser.add_argument("--nproc", type=int, metavar="G", help="launch G processes on this node with torchrun")
+    parser.set_defaults(func=run)
+
+
+def load(args: argparse.Namespace) -> tuple[config.Experiment, Path]:
+    """The experiment and run directory the arguments ask for (bad input raises before anything is written)."""
+    from simclr.trainer import run_dir_config
+
+    if args.resume:
+        if args.experiment or args.out:
+            raise UserError("--resume RUN_DIR continues the experiment stored there: give no EXP.yaml and no --out")
+        stored = run_dir_config(args.resume)
+        return config.experiment_from_dict(stored, args.overrides, src=str(args.resume / "config.yaml")), args.resume
+    if not args.experiment:
+        raise UserError("give an experiment file (simclr train EXP.yaml) or --resume RUN_DIR")
+    experiment = config.load_experiment(args.experiment, args.overrides)
+    if args.out:
+        return experiment, args.out
+    from simclr.rundir import default_run_dir
+
+    return experiment, default_run_dir(experiment.name or Path(args.experiment).stem)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.nproc:
+        from simclr.cli.launch import launch_torchrun
+
+        return launch_torchrun(args)
+    from simclr.trainer import Trainer
+
+    experiment, run_dir = load(args)
+    trainer = Trainer(
+        experiment,
+        run_dir,
+        resume=bool(args.resume),
+        overwrite=args.overwrite,
+        strict_plugins=args.strict,
+        device=args.device,
+        show_progress=not args.no_progress,
+    )
+    record = trainer.fit()
+    if not trainer.runtime.is_main:
+        return 0
+    err.print(f"run directory: {run_dir}", highlight=False)
+    if record:
+        err.print(f"final epoch loss {record.get('loss', float('nan')):.4f}", highlight=False)
+    if experiment.eval.after_train:
+        from simclr.cli.eval_cmd import evaluate_and_report
+
+        evaluate_and_report(run_dir, device=args.device)
+    return 0

@@ -1,0 +1,30 @@
+"""A third-party simclr plugin: the `random_subset` miner keeps each negative pair with probability `fraction`."""
+
+from __future__ import annotations
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+import simclr
+
+
+class RandomSubsetParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    fraction: float = Field(0.5, gt=0, le=1, description="probability of keeping each negative pair")
+
+
+class RandomSubsetMiner:
+    """Select a random subset of the negatives, ignoring similarities."""
+
+    def __init__(self, params: RandomSubsetParams):
+        self.fraction = params.fraction
+
+    def __call__(self, sim: torch.Tensor, positive_mask: torch.Tensor, margin: float) -> torch.Tensor:
+        negatives = ~positive_mask & ~torch.eye(sim.shape[0], dtype=torch.bool, device=sim.device)
+        keep = torch.rand(sim.shape, device=sim.device) < self.fraction
+        return negatives & keep
+
+
+@simclr.hookimpl
+def simclr_register_miners(registry):
+    registry.add("random_subset", RandomSubsetMiner, RandomSubsetParams, "keep a random fraction of negatives")

@@ -1,0 +1,30 @@
+"""Append each logged record, one JSON object per line, to ``<run>/metrics.jsonl``."""
+
+from __future__ import annotations
+
+import json
+
+import simclr
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class MetricsJsonlParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    filename: str = Field("metrics.jsonl", description="file name inside the run directory")
+
+
+class MetricsJsonl:
+    def __init__(self, params: MetricsJsonlParams):
+        self.filename = params.filename
+
+    def _write(self, run, record: dict) -> None:
+        with open(run.dir / self.filename, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    @simclr.hookimpl
+    def simclr_on_log(self, run, record: dict) -> None:
+        self._write(run, record)
+
+    @simclr.hookimpl
+    def simclr_on_epoch_end(self, run, epoch: int, record: dict) -> None:
+        self._write(run, record)

@@ -1,0 +1,74 @@
+"""PNG curves of every metric in metrics.jsonl, redrawn at each checkpoint and at the end of training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import simclr
+from pydantic import BaseModel, ConfigDict, Field
+
+SKIP = {"type", "epoch", "step", "seconds", "status"}
+
+
+class PlotsParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metrics_file: str = Field("metrics.jsonl", description="the metrics file to plot, inside the run directory")
+
+
+def read_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return records
+
+
+def plot_metrics(records: list[dict], out_dir: Path) -> list[Path]:
+    """One PNG per metric: step records as a thin line, epoch means as dots."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = sorted({k for r in records for k, v in r.items() if k not in SKIP and isinstance(v, int | float)})
+    written = []
+    for name in names:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for kind, style in (("step", "-"), ("epoch", "o-")):
+            points = [(r["step"], r[name]) for r in records if r.get("type") == kind and name in r]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, style, label=kind, linewidth=1, markersize=3)
+        ax.set_xlabel("step")
+        ax.set_ylabel(name)
+        ax.set_title(name)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        fig.tight_layout()
+        path = out_dir / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+class Plots:
+    def __init__(self, params: PlotsParams):
+        self.metrics_file = params.metrics_file
+
+    def _draw(self, run) -> None:
+        plot_metrics(read_records(run.dir / self.metrics_file), run.dir / "plots")
+
+    @simclr.hookimpl
+    def simclr_on_checkpoint_saved(self, run, path) -> None:
+        self._draw(run)
+
+    @simclr.hookimpl
+    def simclr_on_train_end(self, run, record: dict) -> None:
+        self._draw(run)

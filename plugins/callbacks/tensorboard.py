@@ -1,0 +1,39 @@
+"""TensorBoard event files under ``<run>/tensorboard`` (needs the optional `tensorboard` package)."""
+
+from __future__ import annotations
+
+import simclr
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TensorBoardParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    subdir: str = Field("tensorboard", description="folder inside the run directory")
+
+
+class TensorBoard:
+    def __init__(self, params: TensorBoardParams):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise simclr.UserError(
+                "the tensorboard callback needs the tensorboard package: pip install 'simclr[tensorboard]'"
+            ) from None
+        self.subdir = params.subdir
+        self._writer_class = SummaryWriter
+        self.writer = None
+
+    @simclr.hookimpl
+    def simclr_on_train_start(self, run) -> None:
+        self.writer = self._writer_class(log_dir=str(run.dir / self.subdir))
+
+    @simclr.hookimpl
+    def simclr_on_log(self, run, record: dict) -> None:
+        for key, value in record.items():
+            if isinstance(value, int | float) and key not in ("epoch", "step"):
+                self.writer.add_scalar(f"{record.get('type', 'step')}/{key}", value, record["step"])
+
+    @simclr.hookimpl
+    def simclr_on_train_end(self, run, record: dict) -> None:
+        if self.writer is not None:
+            self.writer.close()

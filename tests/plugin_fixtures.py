@@ -1,0 +1,118 @@
+"""Fake plugin distributions written to a temp folder: a real .dist-info with entry points, and its module."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import textwrap
+from pathlib import Path
+
+
+def make_distribution(
+    root: Path, dist_name: str, modules: dict[str, str], version: str = "1.0", monkeypatch=None
+) -> list:
+    """Write modules and a `<dist>.dist-info` under `root` (on sys.path for the test); return its simclr entry points.
+
+    ``modules`` maps entry-point name -> module source; each module is named ``<dist>_<entry point>``.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    safe = dist_name.replace("-", "_")
+    info = root / f"{safe}-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist_name}\nVersion: {version}\n")
+    lines = ["[simclr]"]
+    for ep_name, source in modules.items():
+        module = f"{safe}_{ep_name}"
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+        lines.append(f"{ep_name} = {module}")
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    if monkeypatch is not None:
+        monkeypatch.syspath_prepend(str(root))
+    return list(importlib.metadata.Distribution.at(info).entry_points)
+
+
+def builtin_entry_points() -> list:
+    return list(importlib.metadata.entry_points(group="simclr"))
+
+
+GOOD_LOSS = """
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+import simclr
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scale: float = Field(1.0, gt=0)
+
+class ScaledDistance(torch.nn.Module):
+    def __init__(self, params):
+        super().__init__()
+        self.scale = params.scale
+    def forward(self, z1, z2):
+        return self.scale * (z1 - z2).pow(2).mean()
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("scaled_distance", ScaledDistance, Params, "mean squared distance of the two views")
+"""
+
+RAISES_AT_IMPORT = """
+raise ImportError("this plugin needs a package that is not installed")
+"""
+
+RAISES_IN_HOOK = """
+from pydantic import BaseModel, ConfigDict
+import simclr
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("half_registered", lambda p: None, Params, "never visible")
+    raise RuntimeError("registration exploded")
+"""
+
+DUPLICATE_NT_XENT = """
+import torch
+import simclr
+from pydantic import BaseModel, ConfigDict
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("nt_xent", lambda p: torch.nn.Identity(), Params, "an impostor")
+"""
+
+WRONG_TYPE = """
+import simclr
+from pydantic import BaseModel, ConfigDict
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("not_a_module", lambda p: "a string", Params, "returns the wrong type")
+"""
+
+LAX_PARAMS = """
+import simclr
+from pydantic import BaseModel
+
+class Params(BaseModel):
+    x: int = 1
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("lax", lambda p: None, Params, "params model without extra=forbid")
+"""
+
+RAISES_IN_LIFECYCLE = """
+import simclr
+
+@simclr.hookimpl
+def simclr_on_log(run, record):
+    raise ValueError("logger is broken")
+"""

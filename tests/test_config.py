@@ -1,0 +1,335 @@
+"""The experiment loader: positions, overrides, component validation, and a catalogue of bad files."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+from simclr import config
+from simclr.errors import ConfigError
+
+GOOD = textwrap.dedent(
+    """\
+    name: tiny
+    data:
+      dataset:
+        name: synthetic
+        image_size: 16
+      batch_size: 32
+    model:
+      backbone:
+        name: small_resnet
+    loss:
+      name: nt_xent
+      temperature: 0.5
+    optimizer:
+      name: adam
+      lr: 0.001
+    train:
+      epochs: 1
+      device: cpu
+    """
+)
+
+
+def write(tmp_path, text: str, name: str = "exp.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def errors_of(path, overrides=()) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        config.load_experiment(path, list(overrides))
+    return [str(issue) for issue in info.value.issues]
+
+
+def test_good_config_resolves_every_default(tmp_path):
+    experiment = config.load_experiment(write(tmp_path, GOOD))
+    resolved = config.resolved_dict(experiment)
+    assert resolved["loss"] == {"name": "nt_xent", "temperature": 0.5}
+    assert resolved["optimizer"]["lr"] == 0.001
+    assert "weight_decay" in resolved["optimizer"]
+    assert resolved["schedule"]["warmup_epochs"] == 10
+    assert [c["name"] for c in resolved["train"]["callbacks"]] == ["metrics_jsonl", "plots"]
+
+
+def test_resolved_config_round_trips(tmp_path):
+    experiment = config.load_experiment(write(tmp_path, GOOD))
+    again = config.experiment_from_dict(config.resolved_dict(experiment))
+    assert config.resolved_dict(again) == config.resolved_dict(experiment)
+
+
+def test_overrides_apply_and_parse_yaml_values(tmp_path):
+    path = write(tmp_path, GOOD)
+    experiment = config.load_experiment(path, ["loss.temperature=0.1", "train.epochs=3", "loss={name: nt_xent}"])
+    assert experiment.loss.params.temperature == 0.5  # the later override replaced the whole section
+    experiment = config.load_experiment(path, ["loss.temperature=0.1", "data.augment.crop_scale=[0.2, 1]"])
+    assert experiment.loss.params.temperature == 0.1
+    assert experiment.data.augment.crop_scale == (0.2, 1.0)
+
+
+# (file text, or (GOOD, overrides)), expected source, expected dotted path, expected words in the message
+CATALOGUE = [
+    ("unknown top-level key", GOOD + "extra: 1\n", "exp.yaml:19", "extra", "unknown key"),
+    (
+        "unknown key in data",
+        GOOD.replace("batch_size: 32", "batch_sise: 32"),
+        "exp.yaml:6",
+        "data.batch_sise",
+        "unknown",
+    ),
+    (
+        "unknown loss param",
+        GOOD.replace("temperature: 0.5", "temprature: 0.5"),
+        "exp.yaml:12",
+        "loss.temprature",
+        "unknown",
+    ),
+    (
+        "negative temperature",
+        GOOD.replace("temperature: 0.5", "temperature: -1"),
+        "exp.yaml:12",
+        "loss.temperature",
+        "greater than 0",
+    ),
+    (
+        "zero temperature",
+        GOOD.replace("temperature: 0.5", "temperature: 0"),
+        "exp.yaml:12",
+        "loss.temperature",
+        "greater than 0",
+    ),
+    (
+        "temperature as text",
+        GOOD.replace("temperature: 0.5", "temperature: warm"),
+        "exp.yaml:12",
+        "loss.temperature",
+        "number",
+    ),
+    (
+        "unknown loss name",
+        GOOD.replace("name: nt_xent", "name: nt_xnet"),
+        "exp.yaml:11",
+        "loss.name",
+        "did you mean 'nt_xent'",
+    ),
+    (
+        "unknown backbone",
+        GOOD.replace("small_resnet", "resnet1"),
+        "exp.yaml:9",
+        "model.backbone.name",
+        "installed:",
+    ),
+    (
+        "unknown dataset",
+        GOOD.replace("name: synthetic", "name: cifar11"),
+        "exp.yaml:4",
+        "data.dataset.name",
+        "did you mean",
+    ),
+    (
+        "unknown optimizer",
+        GOOD.replace("name: adam", "name: adma"),
+        "exp.yaml:14",
+        "optimizer.name",
+        "did you mean 'adam'",
+    ),
+    (
+        "missing loss section",
+        GOOD.replace("loss:\n  name: nt_xent\n  temperature: 0.5\n", ""),
+        "exp.yaml:1",
+        "loss",
+        "required",
+    ),
+    (
+        "missing model section",
+        GOOD.replace("model:\n  backbone:\n    name: small_resnet\n", ""),
+        "exp.yaml:1",
+        "model",
+        "required",
+    ),
+    (
+        "component without name",
+        GOOD.replace("  name: adam\n", ""),
+        "exp.yaml:13",
+        "optimizer.name",
+        "required",
+    ),
+    (
+        "batch size too small",
+        GOOD.replace("batch_size: 32", "batch_size: 1"),
+        "exp.yaml:6",
+        "data.batch_size",
+        "greater than or equal to 2",
+    ),
+    (
+        "batch size as float",
+        GOOD.replace("batch_size: 32", "batch_size: 3.5"),
+        "exp.yaml:6",
+        "data.batch_size",
+        "integer",
+    ),
+    (
+        "epochs zero",
+        GOOD.replace("epochs: 1", "epochs: 0"),
+        "exp.yaml:17",
+        "train.epochs",
+        "greater than or equal to 1",
+    ),
+    (
+        "bad device",
+        GOOD.replace("device: cpu", "device: gpu0"),
+        "exp.yaml:18",
+        "train.device",
+        "not a device",
+    ),
+    ("bad precision", GOOD + "  precision: fp8\n", "exp.yaml:19", "train.precision", "fp32"),
+    (
+        "list where a mapping belongs",
+        GOOD.replace("loss:\n  name: nt_xent\n  temperature: 0.5", "loss: [nt_xent]"),
+        "exp.yaml:10",
+        "loss",
+        "mapping",
+    ),
+    (
+        "scalar where a mapping belongs",
+        GOOD.replace("train:\n  epochs: 1\n  device: cpu", "train: 5"),
+        "exp.yaml:16",
+        "train",
+        "mapping",
+    ),
+    (
+        "mapping where a number belongs",
+        GOOD.replace("lr: 0.001", "lr: {value: 1}"),
+        "exp.yaml:15",
+        "optimizer.lr",
+        "number",
+    ),
+    ("negative lr", GOOD.replace("lr: 0.001", "lr: -0.1"), "exp.yaml:15", "optimizer.lr", "greater than 0"),
+    (
+        "crop scale out of range",
+        GOOD.replace("batch_size: 32", "batch_size: 32\n  augment:\n    crop_scale: [0.5, 2]"),
+        "exp.yaml:8",
+        "data.augment.crop_scale",
+        "0 < low",
+    ),
+    (
+        "probability above one",
+        GOOD.replace("batch_size: 32", "batch_size: 32\n  augment:\n    flip_p: 1.5"),
+        "exp.yaml:8",
+        "data.augment.flip_p",
+        "less than or equal to 1",
+    ),
+    (
+        "bad backend",
+        GOOD.replace("batch_size: 32", "batch_size: 32\n  augment:\n    backend: gpu"),
+        "exp.yaml:8",
+        "data.augment.backend",
+        "batched",
+    ),
+    (
+        "duplicate key",
+        GOOD.replace("  temperature: 0.5", "  temperature: 0.5\n  temperature: 0.1"),
+        "exp.yaml:13",
+        "loss.temperature",
+        "duplicate key",
+    ),
+    (
+        "YAML syntax error",
+        GOOD.replace("  temperature: 0.5", "  temperature: [0.5"),
+        "exp.yaml:",
+        "",
+        "YAML syntax error",
+    ),
+    ("tab indentation", GOOD.replace("  temperature: 0.5", "\ttemperature: 0.5"), "exp.yaml:", "", "YAML"),
+    ("empty file", "", "exp.yaml:1", "", "empty"),
+    ("only a comment", "# nothing here\n", "exp.yaml:1", "", "empty"),
+    ("top level is a list", "- data\n- model\n", "exp.yaml:1", "", "mapping of sections"),
+    ("top level is a scalar", "hello\n", "exp.yaml:1", "", "mapping of sections"),
+    (
+        "unknown callback",
+        GOOD + "  callbacks: [{name: wandb}]\n",
+        "exp.yaml:19",
+        "train.callbacks.0.name",
+        "unknown callback",
+    ),
+    ("unknown eval key", GOOD + "eval:\n  knn: 3\n", "exp.yaml:20", "eval.knn", "unknown"),
+    (
+        "few-label K zero",
+        GOOD + "eval:\n  labels_per_class: [0, 5]\n",
+        "exp.yaml:20",
+        "eval.labels_per_class",
+        ">= 1",
+    ),
+    (
+        "bad override value",
+        (GOOD, ["loss.temperature=-2"]),
+        "--set loss.temperature=-2",
+        "loss.temperature",
+        "greater than 0",
+    ),
+    ("override unknown key", (GOOD, ["loss.tau=0.1"]), "--set loss.tau=0.1", "loss.tau", "unknown"),
+    ("override without =", (GOOD, ["loss.temperature"]), "--set loss.temperature", "", "KEY.PATH=VALUE"),
+    (
+        "override into a scalar",
+        (GOOD, ["train.epochs.x=1"]),
+        "--set train.epochs.x=1",
+        "train.epochs",
+        "not a mapping",
+    ),
+    (
+        "override bad yaml",
+        (GOOD, ["loss.temperature=[1"]),
+        "--set loss.temperature=[1",
+        "loss.temperature",
+        "not valid YAML",
+    ),
+]
+
+
+@pytest.mark.parametrize(("case", "text", "source", "path", "words"), CATALOGUE, ids=[c[0] for c in CATALOGUE])
+def test_bad_config_catalogue(tmp_path, case, text, source, path, words):
+    overrides: list[str] = []
+    if isinstance(text, tuple):
+        text, overrides = text
+    messages = errors_of(write(tmp_path, text), overrides)
+    expected_source = source if source.startswith("--set") else str(tmp_path / source)
+    matching = [m for m in messages if m.startswith(expected_source) and f": {path}:" in f": {m.split(': ', 1)[1]}"]
+    if not path:
+        matching = [m for m in messages if m.startswith(expected_source)]
+    assert matching, f"{case}: no message at {expected_source} / {path!r} in {messages}"
+    assert any(words in m for m in matching), f"{case}: {words!r} not in {matching}"
+
+
+def test_catalogue_is_large_enough():
+    assert len(CATALOGUE) >= 20
+
+
+def test_several_errors_are_reported_together(tmp_path):
+    text = GOOD.replace("temperature: 0.5", "temperature: -1").replace("epochs: 1", "epochs: 0")
+    messages = errors_of(write(tmp_path, text))
+    assert any("loss.temperature" in m for m in messages) and any("train.epochs" in m for m in messages)
+
+
+def test_missing_and_binary_files(tmp_path):
+    assert "no such file" in errors_of(tmp_path / "nope.yaml")[0]
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\x00\xff\xfe\x80garbage")
+    assert errors_of(binary)
+
+
+def test_yaml_is_loaded_safely(tmp_path):
+    text = GOOD.replace("name: tiny", "name: !!python/object/apply:os.system ['echo pwned']")
+    messages = errors_of(write(tmp_path, text))
+    assert any("YAML tag" in m and m.startswith(str(tmp_path)) for m in messages)
+
+
+def test_json_schema_lists_installed_components():
+    schema = config.json_schema()
+    loss_choices = schema["$defs"]["LossSection"]["oneOf"]
+    names = {choice["properties"]["name"]["const"] for choice in loss_choices}
+    assert {"nt_xent", "nt_logistic", "margin_triplet"} <= names
+    nt_xent = next(c for c in loss_choices if c["properties"]["name"]["const"] == "nt_xent")
+    assert nt_xent["properties"]["temperature"]["exclusiveMinimum"] == 0
+    assert nt_xent["additionalProperties"] is False

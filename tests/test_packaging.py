@@ -1,0 +1,138 @@
+"""Packaging: every package folder is packaged; a fresh install works; the example plugin installs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tomllib
+from conftest import ROOT
+
+
+def test_every_package_folder_is_packaged():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    setuptools = project["tool"]["setuptools"]
+    mapping = setuptools["package-dir"]
+    listed = set(setuptools["packages"])
+    on_disk = set()
+    for package, folder in mapping.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            relative = init.parent.relative_to(ROOT / folder)
+            on_disk.add(".".join([package, *relative.parts]))
+    assert on_disk == listed, f"missing from pyproject: {on_disk - listed}; listed but absent: {listed - on_disk}"
+
+
+def test_builtin_plugins_are_entry_points():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    entry_points = project["project"]["entry-points"]["simclr"]
+    folders = {p.name for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").exists()}
+    assert set(entry_points) == folders
+    assert all(value == f"simclr.plugins.{name}" for name, value in entry_points.items())
+
+
+def test_core_never_names_a_concrete_plugin():
+    concrete = [
+        "nt_xent",
+        "nt_logistic",
+        "margin_triplet",
+        "semi_hard",
+        "resnet18",
+        "resnet50",
+        "small_resnet",
+        "lars",
+        "adam",
+        "sgd",
+        "cifar10",
+        "stl10",
+        "digits",
+        "image_folder",
+        "synthetic",
+        "simclr.plugins.",
+    ]
+    for path in (ROOT / "core").rglob("*.py"):
+        text = path.read_text()
+        for name in concrete:
+            assert f'"{name}"' not in text and f"'{name}'" not in text and "simclr.plugins." not in text, (
+                f"{path.relative_to(ROOT)} names the concrete plugin {name}"
+            )
+
+
+def _pip(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pip", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_fresh_venv_install_runs_the_command(tmp_path):
+    """The README's install command in a fresh virtual environment (reusing this machine's torch et al.)."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    result = subprocess.run(
+        [str(python), "-m", "pip", "install", "--no-build-isolation", "-q", "."],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    env = {**os.environ, "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+    check = subprocess.run(["simclr", "--help"], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert check.returncode == 0 and "train" in check.stdout
+    listing = subprocess.run(
+        ["simclr", "plugins", "list", "--json"], env=env, capture_output=True, text=True, cwd=tmp_path
+    )
+    assert listing.returncode == 0, listing.stderr
+    components = json.loads(listing.stdout)["components"]
+    where = subprocess.run(
+        [str(python), "-c", "import simclr, simclr.plugins.losses as l; print(l.__file__)"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert str(venv) in where.stdout, "the venv must use its own installed copy (a wheel), not the source tree"
+    assert any(c["name"] == "nt_xent" for c in components)
+
+
+@pytest.mark.slow
+def test_example_plugin_installs_lists_builds(tmp_path):
+    target = tmp_path / "site"
+    result = _pip(
+        "install",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "--target",
+        str(target),
+        str(ROOT / "examples" / "simclr-plugin-example"),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    listing = subprocess.run(
+        [sys.executable, "-m", "simclr", "plugins", "list", "--json", "--kind", "miner"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert listing.returncode == 0, listing.stderr
+    miners = {c["name"]: c for c in json.loads(listing.stdout)["components"]}
+    assert miners["random_subset"]["distribution"] == "simclr-plugin-example"
+    code = (
+        "import torch, simclr\n"
+        "miner = simclr.create('miner', 'random_subset', fraction=1.0)\n"
+        "pos = torch.zeros(4, 4, dtype=torch.bool); pos[0, 2] = pos[2, 0] = pos[1, 3] = pos[3, 1] = True\n"
+        "sel = miner(torch.zeros(4, 4), pos, 0.5)\n"
+        "assert sel.sum().item() == 16 - 4 - 4, sel\n"
+        "loss = simclr.create('loss', 'margin_triplet', miner='random_subset')\n"
+        "print('ok', type(loss).__name__)\n"
+    )
+    built = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert built.returncode == 0 and built.stdout.startswith("ok"), built.stderr
+    without = subprocess.run(
+        [sys.executable, "-m", "simclr", "plugins", "list", "--json", "--kind", "miner"],
+        capture_output=True,
+        text=True,
+    )
+    assert "random_subset" not in without.stdout, "uninstalled (not on the path) means gone"

@@ -1,0 +1,59 @@
+"""Checkpoints: written atomically (temp file, fsync, rename) and read with ``weights_only=True``, so a checkpoint
+from someone else can hold tensors and plain data but never code."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from simclr.errors import UserError
+
+FORMAT = "simclr-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
+    """Write ``state`` to ``path`` so that a crash at any moment leaves either the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+    return path
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint safely onto ``map_location``; any problem is a :class:`UserError` naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoints" / "last.pt"
+    if not path.is_file():
+        raise UserError(f"{path}: no such checkpoint (expected a run directory or a .pt file written by simclr)")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise UserError(
+            f"{path}: refused to load: the file holds objects other than tensors and plain data "
+            f"(weights_only=True), so it may carry code. Only load checkpoints written by simclr. ({exc})"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a readable checkpoint (truncated or not a checkpoint file): {exc}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UserError(f"{path}: not a simclr checkpoint (no '{FORMAT}' marker)")
+    if state.get("version", 0) > VERSION:
+        raise UserError(f"{path}: written by a newer simclr (checkpoint version {state['version']})")
+    return state

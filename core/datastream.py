@@ -1,0 +1,150 @@
+"""The pre-training input pipeline: per-epoch batches of two augmented views, on the training device.
+
+Three paths behind one interface (chosen from ``data.augment.backend`` and ``data.device_resident``):
+
+- resident: the uint8 pre-training set lives on the device; indices are shuffled there and both views are made
+  by :class:`~simclr.views.BatchedViews` — no DataLoader, no host round-trip;
+- loader: a DataLoader brings uint8 batches to the device, where BatchedViews makes the views;
+- cpu: per-image torchvision transforms run in DataLoader workers (:class:`~simclr.views.CPUViews`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import torch
+from simclr.data import ImageDataset
+from simclr.errors import UserError
+from simclr.runtime import Runtime
+from simclr.schema import DataConfig
+from simclr.views import BatchedViews, CPUViews, TwoViewDataset, resolve_views
+from torch.utils.data import DataLoader, DistributedSampler
+
+log = logging.getLogger("simclr")
+
+#: the resident path may use at most this fraction of the free GPU memory for the dataset
+RESIDENT_MEMORY_FRACTION = 0.25
+
+
+def _fits_on_device(images: torch.Tensor, device: torch.device) -> bool:
+    if device.type != "cuda":
+        return True
+    free, _ = torch.cuda.mem_get_info(device)
+    return images.numel() * images.element_size() <= RESIDENT_MEMORY_FRACTION * free
+
+
+def _materialize(split: torch.utils.data.Dataset, batch_size: int, num_workers: int) -> torch.Tensor:
+    loader = DataLoader(split, batch_size=batch_size, num_workers=num_workers)
+    return torch.cat([images for images, _ in loader])
+
+
+class ViewStream:
+    """Yields ``(view1, view2)`` float batches of this rank's share of the global batch."""
+
+    def __init__(self, dataset: ImageDataset, cfg: DataConfig, runtime: Runtime, seed: int):
+        self.runtime = runtime
+        self.seed = seed
+        self.split = dataset.pretrain_split()
+        self.size = len(self.split)
+        if cfg.batch_size % runtime.world_size:
+            raise UserError(
+                f"data.batch_size {cfg.batch_size} is not divisible by the {runtime.world_size} processes; "
+                "the batch size is the global batch, split evenly across ranks"
+            )
+        if self.size < cfg.batch_size:
+            raise UserError(
+                f"data.batch_size {cfg.batch_size} is larger than the pre-training set ({self.size} images); "
+                "lower data.batch_size"
+            )
+        self.global_batch = cfg.batch_size
+        self.batch = cfg.batch_size // runtime.world_size
+        self.num_workers = cfg.num_workers
+        self.settings = resolve_views(cfg.augment, dataset)
+        self.generator = torch.Generator(device=runtime.device)
+        self.generator.manual_seed(seed * 1_000_003 + runtime.rank)
+        self.path = self._choose_path(dataset, cfg)
+        if self.path == "cpu":
+            self.cpu_views = CPUViews(self.settings)
+        else:
+            self.views = BatchedViews(self.settings)
+
+    def _choose_path(self, dataset: ImageDataset, cfg: DataConfig) -> str:
+        if cfg.augment.backend == "cpu":
+            return "cpu"
+        self.images: torch.Tensor | None = None
+        if cfg.device_resident != "never":
+            images = dataset.pretrain_tensor()
+            if images is None and cfg.device_resident == "always":
+                images = _materialize(self.split, 512, self.num_workers)
+            if images is not None and (cfg.device_resident == "always" or _fits_on_device(images, self.runtime.device)):
+                self.images = images.to(self.runtime.device)
+                return "resident"
+        return "loader"
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.size // self.global_batch
+
+    def _prepare(self, view: torch.Tensor) -> torch.Tensor:
+        view = view.to(self.runtime.device, non_blocking=True)
+        if self.runtime.channels_last:
+            view = view.contiguous(memory_format=torch.channels_last)
+        return view
+
+    def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Batches of epoch ``epoch`` (0-based), skipping the first ``start_step`` (when resuming mid-epoch)."""
+        if self.path == "resident":
+            yield from self._resident_epoch(epoch, start_step)
+            return
+        sampler = DistributedSampler(
+            self.split,
+            num_replicas=self.runtime.world_size,
+            rank=self.runtime.rank,
+            shuffle=True,
+            seed=self.seed,
+            drop_last=True,
+        )
+        sampler.set_epoch(epoch)
+        source = TwoViewDataset(self.split, self.cpu_views) if self.path == "cpu" else self.split
+        loader = DataLoader(
+            source,
+            batch_size=self.batch,
+            sampler=sampler,
+            drop_last=True,
+            num_workers=self.num_workers,
+            pin_memory=self.runtime.device.type == "cuda",
+            persistent_workers=False,
+        )
+        for step, batch in enumerate(loader):
+            if step >= self.steps_per_epoch:
+                break
+            if step < start_step:
+                continue
+            if self.path == "cpu":
+                yield self._prepare(batch[0]), self._prepare(batch[1])
+            else:
+                images = batch[0].to(self.runtime.device, non_blocking=True)
+                yield (
+                    self._prepare(self.views(images, self.generator)),
+                    self._prepare(self.views(images, self.generator)),
+                )
+
+    def _resident_epoch(self, epoch: int, start_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        shuffle = torch.Generator(device=self.runtime.device)
+        shuffle.manual_seed(self.seed + epoch)
+        order = torch.randperm(self.size, generator=shuffle, device=self.runtime.device)
+        usable = self.steps_per_epoch * self.global_batch
+        mine = order[:usable][self.runtime.rank :: self.runtime.world_size]
+        for step in range(start_step, self.steps_per_epoch):
+            images = self.images[mine[step * self.batch : (step + 1) * self.batch]]
+            yield (
+                self._prepare(self.views(images, self.generator)),
+                self._prepare(self.views(images, self.generator)),
+            )
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,61 @@
+"""The run directory: where a run leaves config.yaml, metrics.jsonl, checkpoints/, plots/ and eval.json."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+from simclr.errors import UserError
+
+#: refuse to start a run with less free space than this in the run directory's file system
+MIN_FREE_BYTES = 200 * 1024**2
+
+CONFIG_FILE = "config.yaml"
+CHECKPOINTS = "checkpoints"
+LAST_CHECKPOINT = "last.pt"
+
+
+def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
+    return root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_new_run_dir(path: Path, overwrite: bool) -> None:
+    """A new run must not clobber an existing one, and its file system must be writable with room to spare."""
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise UserError(
+            f"{path} already exists and is not empty; pass --resume {path} to continue it, "
+            "--overwrite to replace it, or --out to choose another directory"
+        )
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} exists and is not a directory")
+    check_writable(path)
+
+
+def check_writable(path: Path) -> None:
+    parent = path
+    while not parent.exists():
+        parent = parent.parent
+    try:
+        probe = parent / f".simclr-write-probe-{time.time_ns()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write in {parent}: {exc.strerror}; choose another --out directory") from None
+    free = shutil.disk_usage(parent).free
+    if free < MIN_FREE_BYTES:
+        raise UserError(
+            f"only {free / 1024**2:.0f} MiB free under {parent}; a run needs at least "
+            f"{MIN_FREE_BYTES / 1024**2:.0f} MiB for checkpoints"
+        )
+
+
+def create_run_dir(path: Path, overwrite: bool) -> None:
+    if overwrite and path.exists():
+        shutil.rmtree(path)
+    (path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    (path / "plots").mkdir(exist_ok=True)
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    return run_dir / CHECKPOINTS / LAST_CHECKPOINT

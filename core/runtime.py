@@ -1,0 +1,95 @@
+"""Where and how a run executes: device, precision, seeding, and the torchrun process group."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from simclr.errors import UserError
+from simclr.schema import TrainConfig
+
+log = logging.getLogger("simclr")
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class Runtime:
+    device: torch.device
+    precision: str
+    channels_last: bool
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=DTYPES[self.precision])
+
+    def grad_scaler(self) -> torch.amp.GradScaler:
+        """A GradScaler that is active only for fp16."""
+        return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise UserError(f"train.device is '{name}' but CUDA is not available here; use device: cpu or auto")
+        if name == "cuda":
+            return torch.device("cuda", local_rank)
+        index = int(name.split(":")[1])
+        if index >= torch.cuda.device_count():
+            raise UserError(f"train.device is '{name}' but only {torch.cuda.device_count()} GPU(s) are visible")
+        return torch.device(name)
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UserError("train.device is 'mps' but MPS is not available here")
+    return torch.device(name)
+
+
+def make_runtime(train: TrainConfig, device_override: str | None = None) -> Runtime:
+    """Resolve device and precision; join the torchrun process group when launched by torchrun."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_override or train.device, local_rank)
+    precision = train.precision
+    if precision == "auto":
+        precision = "bf16" if device.type == "cuda" else "fp32"
+    channels_last = train.channels_last if train.channels_last is not None else device.type == "cuda"
+    if world_size > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return Runtime(device, precision, channels_last, rank, world_size, local_rank)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's and torch's generators (CPU and every GPU)."""
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def shutdown(runtime: Runtime) -> None:
+    if runtime.distributed and dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,339 @@
+"""The training engine: builds every component through the registry and runs the SimCLR loop.
+
+It owns device, precision, checkpointing, progress, signals and distributed plumbing, and never names a
+concrete loss, backbone, optimizer or dataset.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from simclr import config as config_module
+from simclr.checkpoint import load_checkpoint, save_checkpoint
+from simclr.errors import SimCLRError, TrainingError
+from simclr.metrics import MetricTracker
+from simclr.model import SimCLRModel
+from simclr.plugin_manager import plugin_system
+from simclr.progress import TrainProgress
+from simclr.rundir import CONFIG_FILE, check_new_run_dir, create_run_dir, last_checkpoint
+from simclr.runtime import Runtime, make_runtime, seed_everything, shutdown
+from simclr.schedule import LRSchedule, batch_scale
+from simclr.schema import Experiment
+from torch import nn
+
+log = logging.getLogger("simclr")
+
+
+class Interrupted(SimCLRError):
+    """SIGINT/SIGTERM arrived; a checkpoint was saved."""
+
+    exit_code = 130
+
+
+@dataclass
+class RunContext:
+    """What lifecycle hooks receive."""
+
+    dir: Path
+    experiment: Experiment
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    runtime: Runtime
+    epoch: int = 0
+    step: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_main(self) -> bool:
+        return self.runtime.is_main
+
+
+def build_model(experiment: Experiment, image_size: int) -> SimCLRModel:
+    backbone = experiment.model.backbone.build(image_size)
+    projection = experiment.model.projection
+    return SimCLRModel(backbone, projection.hidden_dim, projection.out_dim)
+
+
+@contextmanager
+def stop_on_signals():
+    """Turn SIGINT/SIGTERM into a flag the loop checks after each step (a second SIGINT stops at once)."""
+    state = {"signal": None}
+
+    def handler(signum, frame):
+        if state["signal"] is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        state["signal"] = signal.Signals(signum).name
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield state
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _gather(z: torch.Tensor, runtime: Runtime) -> torch.Tensor:
+    """Every rank's projections, with gradients flowing back to their owners (the loss sees the global batch)."""
+    if not runtime.distributed:
+        return z
+    from torch.distributed.nn.functional import all_gather
+
+    return torch.cat(all_gather(z))
+
+
+class Trainer:
+    def __init__(
+        self,
+        experiment: Experiment,
+        run_dir: Path,
+        resume: bool = False,
+        overwrite: bool = False,
+        strict_plugins: bool = False,
+        device: str | None = None,
+        show_progress: bool = True,
+    ):
+        """Build everything and check the run directory; nothing is written until :meth:`fit`."""
+        from simclr.datastream import ViewStream
+
+        self.experiment = experiment
+        self.run_dir = run_dir
+        self.resume = resume
+        self.overwrite = overwrite
+        self.strict_plugins = strict_plugins
+        self.show_progress = show_progress
+        train = experiment.train
+        self.runtime = make_runtime(train, device)
+        self.state = load_checkpoint(last_checkpoint(run_dir), "cpu") if resume else None
+        if not resume:
+            check_new_run_dir(run_dir, overwrite)
+        seed_everything(train.seed)
+        self.dataset = experiment.data.dataset.build()
+        model = build_model(experiment, self.dataset.image_size)
+        if self.runtime.distributed and experiment.model.sync_batchnorm:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model = model.to(self.runtime.device)
+        if self.runtime.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.model = model
+        self.loss_fn = experiment.loss.build().to(self.runtime.device)
+        self.optimizer = experiment.optimizer.build(model)
+        self.stream = ViewStream(self.dataset, experiment.data, self.runtime, train.seed)
+        self.steps_per_epoch = self.stream.steps_per_epoch
+        if train.max_steps_per_epoch:
+            self.steps_per_epoch = min(self.steps_per_epoch, train.max_steps_per_epoch)
+        total = train.epochs * self.steps_per_epoch
+        warmup = round(experiment.schedule.warmup_epochs * self.steps_per_epoch)
+        scale = batch_scale(experiment.schedule.lr_scaling, experiment.data.batch_size)
+        self.schedule = LRSchedule(self.optimizer, total, warmup, experiment.schedule.decay, scale)
+        self.scaler = self.runtime.grad_scaler()
+        self.callbacks = [section.build() for section in train.callbacks] if self.runtime.is_main else []
+        self.forward = self._wrap(model)
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.last_finite_loss: float | None = None
+        if self.state is not None:
+            self._restore(self.state)
+
+    def _wrap(self, model: nn.Module) -> nn.Module:
+        if self.runtime.distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            ids = [self.runtime.device.index] if self.runtime.device.type == "cuda" else None
+            model = DistributedDataParallel(model, device_ids=ids)
+        if self.experiment.train.compile:
+            model = torch.compile(model)
+        return model
+
+    # ---- checkpoints -------------------------------------------------------------------------------------
+    def _state(self) -> dict[str, Any]:
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "stream": self.stream.state_dict()}
+        if self.runtime.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.runtime.device)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": rng,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "config": config_module.resolved_dict(self.experiment),
+            "device": str(self.runtime.device),
+            "feature_dim": self.model.feature_dim,
+            "last_finite_loss": self.last_finite_loss,
+            "torch_version": torch.__version__,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        if "cuda" in state["rng"] and self.runtime.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.runtime.device)
+        self.stream.load_state_dict(state["rng"]["stream"])
+        self.epoch = state["epoch"]
+        self.step_in_epoch = state["step_in_epoch"]
+        self.global_step = state["global_step"]
+        self.last_finite_loss = state.get("last_finite_loss")
+
+    def save(self) -> Path | None:
+        if not self.runtime.is_main:
+            return None
+        state = self._state()
+        path = save_checkpoint(state, last_checkpoint(self.run_dir))
+        every = self.experiment.train.checkpoint_every
+        if every and self.step_in_epoch == 0 and self.epoch % every == 0:
+            save_checkpoint(state, path.with_name(f"epoch-{self.epoch:04d}.pt"))
+        self._hook("simclr_on_checkpoint_saved", path=path)
+        return path
+
+    # ---- the loop ----------------------------------------------------------------------------------------
+    def _hook(self, name: str, **kwargs: Any) -> None:
+        if self.runtime.is_main:
+            plugin_system().call_lifecycle(name, strict=self.strict_plugins, run=self.context, **kwargs)
+
+    def _start(self) -> None:
+        if self.runtime.is_main:
+            if not self.resume:
+                create_run_dir(self.run_dir, self.overwrite)
+                (self.run_dir / CONFIG_FILE).write_text(config_module.dump_yaml(self.experiment))
+        self.context = RunContext(self.run_dir, self.experiment, self.model, self.optimizer, self.runtime)
+        system = plugin_system()
+        for i, callback in enumerate(self.callbacks):
+            system.register_object(callback, name=f"callback:{i}:{type(callback).__name__}")
+
+    def _finish_hooks(self) -> None:
+        system = plugin_system()
+        for callback in self.callbacks:
+            if system.manager.is_registered(callback):
+                system.manager.unregister(callback)
+
+    def fit(self) -> dict[str, Any]:
+        """Train to the configured number of epochs; returns the last epoch's record."""
+        self._start()
+        epochs = self.experiment.train.epochs
+        progress = TrainProgress(epochs, self.steps_per_epoch, enabled=self.runtime.is_main and self.show_progress)
+        status, last = "failed", {}
+        try:
+            self._hook("simclr_on_train_start")
+            with stop_on_signals() as signals:
+                while self.epoch < epochs:
+                    last = self._run_epoch(progress, signals)
+            status = "completed"
+            return last
+        except Interrupted:
+            status = "interrupted"
+            raise
+        finally:
+            progress.close()
+            self._hook("simclr_on_train_end", record={**last, "status": status})
+            self._finish_hooks()
+            shutdown(self.runtime)
+
+    def _run_epoch(self, progress: TrainProgress, signals: dict) -> dict[str, Any]:
+        log_every = self.experiment.train.log_every
+        tracker = MetricTracker(self.runtime.device)
+        epoch_totals: dict[str, float] = {}
+        epoch_steps = 0
+        progress.start_epoch(self.epoch, self.step_in_epoch)
+        started = interval_start = time.perf_counter()
+        interval_first_step = self.global_step
+        lr = 0.0
+        self.model.train()
+        for views in self.stream.epoch(self.epoch, self.step_in_epoch):
+            if self.step_in_epoch >= self.steps_per_epoch:
+                break
+            lr = self.schedule.set_step(self.global_step)
+            loss = self._step(*views)
+            tracker.update(loss, getattr(self.loss_fn, "diagnostics", {}))
+            self.global_step += 1
+            self.step_in_epoch += 1
+            if self.global_step % log_every == 0 or self.step_in_epoch == self.steps_per_epoch:
+                record, steps = self._read(tracker, interval_first_step, time.perf_counter() - interval_start, lr)
+                for key, value in record.items():
+                    if isinstance(value, float) and key not in ("lr", "images_per_sec"):
+                        epoch_totals[key] = epoch_totals.get(key, 0.0) + value * steps
+                epoch_steps += steps
+                interval_start, interval_first_step = time.perf_counter(), self.global_step
+                progress.step(self.step_in_epoch, record)
+                self._hook("simclr_on_log", record=record)
+            if signals["signal"]:
+                self._read(tracker, interval_first_step, time.perf_counter() - interval_start, lr)
+                path = self.save()
+                raise Interrupted(
+                    f"stopped by {signals['signal']} at epoch {self.epoch + 1}, step {self.global_step}; "
+                    f"checkpoint saved to {path}. Continue with: simclr train --resume {self.run_dir}"
+                )
+        seconds = time.perf_counter() - started
+        record = {
+            "type": "epoch",
+            "epoch": self.epoch,
+            "step": self.global_step,
+            **{key: total / max(epoch_steps, 1) for key, total in epoch_totals.items()},
+            "lr": lr,
+            "images_per_sec": epoch_steps * self.experiment.data.batch_size / max(seconds, 1e-9),
+            "seconds": seconds,
+        }
+        self.epoch += 1
+        self.step_in_epoch = 0
+        self.context.epoch, self.context.step = self.epoch, self.global_step
+        self._hook("simclr_on_epoch_end", epoch=self.epoch - 1, record=record)
+        self.save()
+        progress.end_epoch(record)
+        return record
+
+    def _step(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
+        with self.runtime.autocast():
+            projections = self.forward(torch.cat([view1, view2]))
+        z1, z2 = projections.chunk(2)
+        loss = self.loss_fn(_gather(z1, self.runtime), _gather(z2, self.runtime))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss
+
+    def _read(self, tracker: MetricTracker, first_step: int, seconds: float, lr: float) -> tuple[dict, int]:
+        interval = tracker.read()
+        if interval.last_finite_loss is not None:
+            self.last_finite_loss = interval.last_finite_loss
+        if interval.first_bad_offset is not None:
+            bad_step = first_step + interval.first_bad_offset + 1
+            last = f"{self.last_finite_loss:.6g}" if self.last_finite_loss is not None else "none"
+            raise TrainingError(
+                f"the loss became non-finite (NaN or Inf) at step {bad_step} (epoch {self.epoch + 1}); "
+                f"last finite loss: {last}. The last good checkpoint is kept in "
+                f"{last_checkpoint(self.run_dir)}. Try a lower optimizer.lr, a longer schedule.warmup_epochs, "
+                "or train.precision: fp32."
+            )
+        record = {
+            "type": "step",
+            "epoch": self.epoch,
+            "step": self.global_step,
+            **interval.means,
+            "lr": lr,
+            "images_per_sec": interval.steps * self.experiment.data.batch_size / max(seconds, 1e-9),
+        }
+        return record, interval.steps
+
+
+def run_dir_config(run_dir: Path) -> dict[str, Any]:
+    """The resolved config a run directory was started with."""
+    path = run_dir / CONFIG_FILE
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        from simclr.errors import UserError
+
+        raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE})") from None

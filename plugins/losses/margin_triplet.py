@@ -1,0 +1,46 @@
+"""Margin triplet loss: t_ik = max(s_ik − s_i,p(i) + m, 0), averaged over the (i, k) pairs a miner selects."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import simclr
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from simclr.plugins.losses.pairs import PairLoss, Pairs
+from torch import Tensor
+
+
+class MarginTripletParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    margin: float = Field(0.8, ge=0, description="margin m")
+    miner: Annotated[str, simclr.ComponentRef("miner")] = Field(
+        "semi_hard", description="negative miner (see `simclr plugins list --kind miner`)"
+    )
+
+
+class MarginTriplet(PairLoss):
+    def __init__(self, margin: float, miner: str) -> None:
+        super().__init__()
+        self.margin = margin
+        self.miner_name = miner
+        self.miner = simclr.create("miner", miner)
+
+    def pair_loss(self, sim: Tensor, pairs: Pairs) -> tuple[Tensor, dict[str, Tensor]]:
+        s_pos = sim.gather(1, pairs.positive[:, None])
+        terms = (sim - s_pos + self.margin).clamp(min=0)
+        with torch.no_grad():
+            selected = self.miner(sim.detach(), pairs.positive_mask, self.margin)
+            if selected.shape != sim.shape or selected.dtype != torch.bool:
+                raise simclr.PluginError(
+                    f"miner '{self.miner_name}' returned {selected.dtype} {tuple(selected.shape)}; a miner must "
+                    f"return a bool mask of the similarity matrix's shape {tuple(sim.shape)}."
+                )
+            selected = selected & pairs.negative_mask
+            count = selected.sum()
+        loss = torch.where(selected, terms, 0.0).sum() / count.clamp(min=1)
+        return loss, {"selected_frac": count.float() / pairs.num_negatives}
+
+
+def build_margin_triplet(params: MarginTripletParams) -> MarginTriplet:
+    return MarginTriplet(params.margin, params.miner)

@@ -46,9 +46,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
+        detail = str(exc).split("WeightsUnpickler error:")[-1].strip().split(". ")[0]
         raise UserError(
             f"{path}: refused to load: the file holds objects other than tensors and plain data "
-            f"(weights_only=True), so it may carry code. Only load checkpoints written by simclr. ({exc})"
+            f"(weights_only=True), so it may carry code ({detail}). Only load checkpoints written by simclr."
         ) from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         raise UserError(f"{path}: not a readable checkpoint (truncated or not a checkpoint file): {exc}") from None

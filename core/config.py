@@ -233,6 +233,11 @@ def validate(data: dict[str, Any], positions: Positions | None = None) -> Experi
     if issues:
         raise ConfigError(issues)
     for path, section in _component_sections(experiment):
+        if path not in resolved:  # a section that came from a schema default, not from the file
+            result = _validate_section(section.kind, {"name": section.name, **section.raw_params()}, path, positions)
+            if isinstance(result, list):
+                raise ConfigError(result)
+            resolved[path] = result
         section._params = resolved[path]
     return experiment
 

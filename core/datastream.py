@@ -92,6 +92,10 @@ class ViewStream:
             view = view.contiguous(memory_format=torch.channels_last)
         return view
 
+    def _views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        view1, view2 = self.views.pair(images, self.generator)
+        return self._prepare(view1), self._prepare(view2)
+
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of epoch ``epoch`` (0-based), skipping the first ``start_step`` (when resuming mid-epoch)."""
         if self.path == "resident":

@@ -18,6 +18,7 @@ import torch
 import yaml
 from simclr import config as config_module
 from simclr.checkpoint import load_checkpoint, save_checkpoint
+from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm
 from simclr.errors import SimCLRError, TrainingError
 from simclr.metrics import MetricTracker
 from simclr.model import SimCLRModel
@@ -80,15 +81,6 @@ def stop_on_signals():
             signal.signal(s, h)
 
 
-def _gather(z: torch.Tensor, runtime: Runtime) -> torch.Tensor:
-    """Every rank's projections, with gradients flowing back to their owners (the loss sees the global batch)."""
-    if not runtime.distributed:
-        return z
-    from torch.distributed.nn.functional import all_gather
-
-    return torch.cat(all_gather(z))
-
-
 class Trainer:
     def __init__(
         self,
@@ -118,7 +110,7 @@ class Trainer:
         self.dataset = experiment.data.dataset.build()
         model = build_model(experiment, self.dataset.image_size)
         if self.runtime.distributed and experiment.model.sync_batchnorm:
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            model = global_batchnorm(model, self.runtime.device)
         model = model.to(self.runtime.device)
         if self.runtime.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -154,8 +146,9 @@ class Trainer:
         return model
 
     # ---- checkpoints -------------------------------------------------------------------------------------
-    def _state(self) -> dict[str, Any]:
-        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "stream": self.stream.state_dict()}
+    def _state(self, streams: list[dict]) -> dict[str, Any]:
+        """Everything a resume needs; ``streams`` holds every rank's view-stream state, in rank order."""
+        rng: dict[str, Any] = {"torch": torch.get_rng_state(), "streams": streams}
         if self.runtime.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.runtime.device)
         return {
@@ -170,7 +163,7 @@ class Trainer:
             "device": str(self.runtime.device),
             "feature_dim": self.model.feature_dim,
             "last_finite_loss": self.last_finite_loss,
-            "torch_version": torch.__version__,
+            "torch_version": str(torch.__version__),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
@@ -181,16 +174,26 @@ class Trainer:
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and self.runtime.device.type == "cuda":
             torch.cuda.set_rng_state(state["rng"]["cuda"], self.runtime.device)
-        self.stream.load_state_dict(state["rng"]["stream"])
+        streams = state["rng"]["streams"]
+        if self.runtime.rank < len(streams):
+            self.stream.load_state_dict(streams[self.runtime.rank])
+        else:
+            log.warning(
+                "rank %d: the checkpoint holds view streams for %d process(es); this rank's starts afresh",
+                self.runtime.rank,
+                len(streams),
+            )
         self.epoch = state["epoch"]
         self.step_in_epoch = state["step_in_epoch"]
         self.global_step = state["global_step"]
         self.last_finite_loss = state.get("last_finite_loss")
 
     def save(self) -> Path | None:
+        """Write the checkpoint on rank 0 (every rank must call it: it gathers the ranks' view-stream states)."""
+        streams = gather_objects(self.stream.state_dict())
         if not self.runtime.is_main:
             return None
-        state = self._state()
+        state = self._state(streams)
         path = save_checkpoint(state, last_checkpoint(self.run_dir))
         every = self.experiment.train.checkpoint_every
         if every and self.step_in_epoch == 0 and self.epoch % every == 0:
@@ -259,7 +262,8 @@ class Trainer:
             tracker.update(loss, getattr(self.loss_fn, "diagnostics", {}))
             self.global_step += 1
             self.step_in_epoch += 1
-            if self.global_step % log_every == 0 or self.step_in_epoch == self.steps_per_epoch:
+            logged = self.global_step % log_every == 0 or self.step_in_epoch == self.steps_per_epoch
+            if logged:
                 record, steps = self._read(tracker, interval_first_step, time.perf_counter() - interval_start, lr)
                 for key, value in record.items():
                     if isinstance(value, float) and key not in ("lr", "images_per_sec"):
@@ -268,7 +272,7 @@ class Trainer:
                 interval_start, interval_first_step = time.perf_counter(), self.global_step
                 progress.step(self.step_in_epoch, record)
                 self._hook("simclr_on_log", record=record)
-            if signals["signal"]:
+            if self._stop_requested(signals, logged):
                 self._read(tracker, interval_first_step, time.perf_counter() - interval_start, lr)
                 path = self.save()
                 raise Interrupted(
@@ -293,11 +297,24 @@ class Trainer:
         progress.end_epoch(record)
         return record
 
+    def _stop_requested(self, signals: dict, logged: bool) -> bool:
+        """Whether a signal asks to stop after this step. Under torchrun the ranks must agree (saving is a
+        collective), so they vote at logged steps, where the loop reads the device anyway."""
+        if not self.runtime.distributed:
+            return signals["signal"] is not None
+        if not logged:
+            return False
+        vote = torch.tensor([signals["signal"] is not None], dtype=torch.int32, device=self.runtime.device)
+        torch.distributed.all_reduce(vote, op=torch.distributed.ReduceOp.MAX)
+        if vote.item() and signals["signal"] is None:
+            signals["signal"] = "a signal to another rank"
+        return bool(vote.item())
+
     def _step(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
         with self.runtime.autocast():
             projections = self.forward(torch.cat([view1, view2]))
         z1, z2 = projections.chunk(2)
-        loss = self.loss_fn(_gather(z1, self.runtime), _gather(z2, self.runtime))
+        loss = self.loss_fn(gather_with_grad(z1), gather_with_grad(z2))
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)

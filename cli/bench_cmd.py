@@ -1,0 +1,56 @@
+"""`simclr bench [EXP.yaml] [--steps N] [--json]`."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.table import Table
+from simclr import config
+from simclr.cli.config_cmd import add_set_argument
+from simclr.cli.output import out, print_json
+
+DEFAULT_EXPERIMENT = "configs/quickstart.yaml"
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "bench",
+        help="time views, model step, loss and full step on random images of the experiment's shape",
+    )
+    parser.add_argument("experiment", nargs="?", default=DEFAULT_EXPERIMENT, metavar="EXP.yaml")
+    add_set_argument(parser)
+    parser.add_argument("--steps", type=int, default=20, help="timed repetitions of each part (median reported)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed repetitions first")
+    parser.add_argument("--device", help="override train.device")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from simclr.bench import run_bench
+
+    if args.steps < 1 or args.warmup < 0:
+        from simclr.errors import UserError
+
+        raise UserError("--steps must be >= 1 and --warmup >= 0")
+    experiment = config.load_experiment(args.experiment, args.overrides)
+    result = run_bench(experiment, args.steps, args.warmup, args.device)
+    if args.json:
+        print_json(result)
+        return 0
+    table = Table(
+        title=f"{result['backbone']} · {result['loss']} · {result['image_size']} px · batch {result['batch_size']} "
+        f"· {result['device_name']} · {result['precision']}"
+    )
+    for column in ("part", "ms (median)", "share of full step"):
+        table.add_column(column)
+    for name, seconds in result["seconds"].items():
+        share = result["share_of_full_step"].get(name)
+        table.add_row(name, f"{seconds * 1000:.1f}", f"{share:.0%}" if share is not None else "")
+    out.print(table)
+    out.print(
+        f"images/s {result['images_per_sec']:.0f} (model only {result['model_only_images_per_sec']:.0f}) · "
+        f"pipeline efficiency {result['pipeline_efficiency']:.2f} · {result['achieved_tflops']:.2f} TFLOP/s achieved"
+        + (f" of {result['matmul_bf16_tflops']:.0f} (bf16 matmul)" if "matmul_bf16_tflops" in result else "")
+    )
+    return 0

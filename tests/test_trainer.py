@@ -1,0 +1,220 @@
+"""The training engine end to end on tiny CPU runs: run directory, resume, signals, NaN, checkpoints."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import simclr
+import torch
+import yaml
+from conftest import run_simclr
+from simclr import config
+from simclr.checkpoint import load_checkpoint, save_checkpoint
+from simclr.errors import TrainingError, UserError
+from simclr.plugin_manager import plugin_system
+from simclr.trainer import Interrupted, Trainer
+
+TINY = {
+    "name": "tiny",
+    "data": {"dataset": {"name": "synthetic", "image_size": 16, "count": 96}, "batch_size": 32},
+    "model": {"backbone": {"name": "small_resnet"}, "projection": {"out_dim": 16}},
+    "loss": {"name": "nt_xent", "temperature": 0.5},
+    "optimizer": {"name": "adam", "lr": 0.001},
+    "schedule": {"warmup_epochs": 1},
+    "train": {"epochs": 2, "device": "cpu", "log_every": 1, "seed": 3},
+}
+
+
+def tiny(overrides=()) -> config.Experiment:
+    return config.experiment_from_dict(TINY, list(overrides))
+
+
+def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_run_directory_contents(tmp_path):
+    run = tmp_path / "run"
+    last = Trainer(tiny(), run, show_progress=False).fit()
+    assert last["epoch"] == 1 and last["step"] == 6
+    assert yaml.safe_load((run / "config.yaml").read_text())["loss"] == {"name": "nt_xent", "temperature": 0.5}
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [r for r in records if r["type"] == "step"]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6] and len(epochs) == 2
+    for record in steps:
+        assert {"epoch", "step", "loss", "lr", "images_per_sec", "pos_top1", "pos_sim", "neg_sim"} <= set(record)
+    assert steps[0]["lr"] == pytest.approx(0.001 / 3)  # warm-up: 1 epoch = 3 steps, first step gets 1/3
+    assert (run / "checkpoints" / "last.pt").is_file()
+    assert (run / "plots" / "loss.png").is_file() and (run / "plots" / "lr.png").is_file()
+    state = load_checkpoint(run)
+    assert state["epoch"] == 2 and state["global_step"] == 6 and state["config"]["name"] == "tiny"
+
+
+def test_same_seed_reproduces_the_run(tmp_path):
+    a = Trainer(tiny(), tmp_path / "a", show_progress=False)
+    a.fit()
+    b = Trainer(tiny(), tmp_path / "b", show_progress=False)
+    b.fit()
+    for key, value in weights(a.model).items():
+        assert torch.equal(value, b.model.state_dict()[key]), key
+
+
+class SignalAtStep:
+    """A callback that sends this process a signal when a given step is logged."""
+
+    def __init__(self, step: int, signum: int = signal.SIGINT):
+        self.step, self.signum = step, signum
+
+    @simclr.hookimpl
+    def simclr_on_log(self, run, record):
+        if record["step"] == self.step:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.mark.parametrize("backend", ["batched", "cpu"])
+def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, backend):
+    overrides = [f"data.augment.backend={backend}", "loss={name: nt_logistic, balance: sample}"]
+    straight = Trainer(tiny(overrides), tmp_path / "straight", show_progress=False)
+    straight.fit()
+
+    interrupted = Trainer(tiny(overrides), tmp_path / "resumed", show_progress=False)
+    plugin_system().register_object(SignalAtStep(4), "signal-at-4")
+    try:
+        with pytest.raises(Interrupted, match="SIGINT"):
+            interrupted.fit()
+    finally:
+        plugin_system().manager.unregister(name="signal-at-4")
+    state = load_checkpoint(tmp_path / "resumed")
+    assert (state["epoch"], state["step_in_epoch"], state["global_step"]) == (1, 1, 4)
+
+    resumed = Trainer(tiny(overrides), tmp_path / "resumed", resume=True, show_progress=False)
+    resumed.fit()
+    if backend == "cpu":
+        pytest.skip("the cpu backend resumes the same sample order, not the same random views (documented)")
+    for key, value in weights(straight.model).items():
+        assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+def test_sigterm_saves_and_stops(tmp_path):
+    trainer = Trainer(tiny(), tmp_path / "run", show_progress=False)
+    plugin_system().register_object(SignalAtStep(2, signal.SIGTERM), "sigterm")
+    try:
+        with pytest.raises(Interrupted, match="SIGTERM") as info:
+            trainer.fit()
+    finally:
+        plugin_system().manager.unregister(name="sigterm")
+    assert info.value.exit_code == 130
+    assert load_checkpoint(tmp_path / "run")["global_step"] == 2
+
+
+class NaNAfter(torch.nn.Module):
+    def __init__(self, inner, good_calls):
+        super().__init__()
+        self.inner, self.good_calls, self.calls = inner, good_calls, 0
+
+    def forward(self, z1, z2):
+        self.calls += 1
+        loss = self.inner(z1, z2)
+        return loss if self.calls <= self.good_calls else loss * float("nan")
+
+
+def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    trainer = Trainer(tiny(["train.log_every=10"]), tmp_path / "run", show_progress=False)
+    trainer.loss_fn = NaNAfter(trainer.loss_fn, good_calls=4)
+    with pytest.raises(TrainingError, match=r"at step 5 \(epoch 2\); last finite loss: \d"):
+        trainer.fit()
+    assert load_checkpoint(tmp_path / "run")["global_step"] == 3
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"value": torch.ones(3)}, path)
+
+    def crash(obj, handle):
+        handle.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"value": torch.zeros(3)}, path)
+    monkeypatch.undo()
+    assert torch.equal(load_checkpoint(path)["value"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_truncated_or_foreign_checkpoints_are_clear_errors(tmp_path):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"value": torch.ones(100)}, path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(UserError, match="truncated or not a checkpoint"):
+        load_checkpoint(path)
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(UserError, match="not a simclr checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_step_never_reads_back_from_the_device(tmp_path, monkeypatch):
+    trainer = Trainer(tiny(), tmp_path / "run", show_progress=False)
+    views = next(iter(trainer.stream.epoch(0)))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("host sync inside the training step")
+
+    monkeypatch.setattr(torch.Tensor, "item", forbidden)
+    monkeypatch.setattr(torch.Tensor, "tolist", forbidden)
+    monkeypatch.setattr(torch.Tensor, "__bool__", forbidden)
+    loss = trainer._step(*views)
+    diagnostics = dict(trainer.loss_fn.diagnostics)
+    monkeypatch.undo()
+    assert torch.isfinite(loss) and diagnostics
+
+
+def write_config(tmp_path, data) -> str:
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def test_bad_config_exits_2_and_writes_nothing(tmp_path):
+    bad = {**TINY, "loss": {"name": "nt_xent", "temperature": -1}}
+    result = run_simclr("train", write_config(tmp_path, bad), "--out", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "loss.temperature" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_existing_run_dir_is_not_overwritten(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    result = run_simclr("train", write_config(tmp_path, TINY), "--out", str(out))
+    assert result.returncode == 2 and "--resume" in result.stderr
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+
+
+@pytest.mark.slow
+def test_sigint_in_a_subprocess_saves_exits_130_and_resumes(tmp_path):
+    slow = {**TINY, "train": {**TINY["train"], "epochs": 50}}
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "simclr", "train", write_config(tmp_path, slow), "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = out / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (metrics.exists() and len(metrics.read_text().splitlines()) >= 4):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr
+    assert "simclr train --resume" in stderr and "Traceback" not in stderr
+    step = load_checkpoint(out)["global_step"]
+    assert step >= 3
+    resumed = run_simclr("train", "--resume", str(out), "--set", "train.epochs=3", "--no-progress")
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_checkpoint(out)["global_step"] == 9

@@ -128,6 +128,9 @@ class Trainer:
         self.scaler = self.runtime.grad_scaler()
         self.callbacks = [section.build() for section in train.callbacks] if self.runtime.is_main else []
         self.forward = self._wrap(model)
+        self.monitor_every = train.knn_monitor_every
+        if self.monitor_every is None:
+            self.monitor_every = 5 if self.runtime.device.type == "cuda" and self.dataset.eval_splits() else 0
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
@@ -291,6 +294,8 @@ class Trainer:
         }
         self.epoch += 1
         self.step_in_epoch = 0
+        if self.monitor_every and self.epoch % self.monitor_every == 0:
+            record["knn_top1"] = self._knn_monitor()
         self.context.epoch, self.context.step = self.epoch, self.global_step
         self._hook("simclr_on_epoch_end", epoch=self.epoch - 1, record=record)
         self.save()
@@ -309,6 +314,17 @@ class Trainer:
         if vote.item() and signals["signal"] is None:
             signals["signal"] = "a signal to another rank"
         return bool(vote.item())
+
+    def _knn_monitor(self) -> float:
+        """kNN top-1 of the current backbone's features (rank 0 only; other ranks skip it)."""
+        from simclr.evaluate import knn_monitor
+
+        if not self.runtime.is_main:
+            return float("nan")
+        cfg = self.experiment.eval
+        return knn_monitor(
+            self.model, self.dataset, self.runtime.device, cfg.knn_k, cfg.knn_temperature, cfg.batch_size
+        )
 
     def _step(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
         with self.runtime.autocast():

@@ -41,13 +41,14 @@ def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 def test_run_directory_contents(tmp_path):
     run = tmp_path / "run"
-    last = Trainer(tiny(), run, show_progress=False).fit()
+    last = Trainer(tiny(["train.knn_monitor_every=2", "eval.knn_k=5"]), run, show_progress=False).fit()
     assert last["epoch"] == 1 and last["step"] == 6
     assert yaml.safe_load((run / "config.yaml").read_text())["loss"] == {"name": "nt_xent", "temperature": 0.5}
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     steps = [r for r in records if r["type"] == "step"]
     epochs = [r for r in records if r["type"] == "epoch"]
     assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6] and len(epochs) == 2
+    assert "knn_top1" not in epochs[0] and 0 <= epochs[1]["knn_top1"] <= 100  # the online monitor, every 2 epochs
     for record in steps:
         assert {"epoch", "step", "loss", "lr", "images_per_sec", "pos_top1", "pos_sim", "neg_sim"} <= set(record)
     assert steps[0]["lr"] == pytest.approx(0.001 / 3)  # warm-up: 1 epoch = 3 steps, first step gets 1/3

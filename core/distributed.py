@@ -1,0 +1,118 @@
+"""Collectives the training loop needs across torchrun ranks: a gather that carries gradients, a global
+BatchNorm that works on every device, and a gather of small per-rank states for the checkpoint.
+
+Gradient bookkeeping (why one step on W ranks equals one step on the whole batch): every rank gathers all
+projections and computes the same full-batch loss L. The backward of the gather sums the W ranks' identical
+gradients, so each rank receives W·dL/dz for its own rows; DDP then averages the parameter gradients over the W
+ranks, which leaves exactly dL/dθ. The global BatchNorm's collective follows the same rule (its backward sums over
+ranks), so the factor W is the same everywhere and DDP's average removes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.distributed.nn.functional import all_gather
+from torch.nn.modules.batchnorm import _BatchNorm
+
+
+def world_size() -> int:
+    """The number of ranks in the default process group (1 when there is none)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def gather_with_grad(z: Tensor) -> Tensor:
+    """Every rank's ``z`` concatenated in rank order along dim 0; gradients flow back to the rank that owns
+    each row (summed over the ranks that used it). Without a process group, ``z`` itself."""
+    if world_size() == 1:
+        return z
+    return torch.cat(all_gather(z.contiguous()))
+
+
+def gather_objects(obj: Any) -> list[Any]:
+    """``obj`` of every rank, in rank order (a collective: every rank must call it). Without a process group,
+    ``[obj]``."""
+    if world_size() == 1:
+        return [obj]
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered
+
+
+class GlobalBatchNorm(_BatchNorm):
+    """BatchNorm whose training statistics are those of the global batch over all ranks, on any device
+    (torch's SyncBatchNorm only runs on CUDA-like devices). Outside training, or without a process group, it is
+    a plain BatchNorm; inputs are [N, C, *].
+
+    Each rank sends its count, per-channel mean and sum of squared deviations (one all_gather, differentiable);
+    the global mean and variance are combined from them (Chan et al.'s parallel formula), which avoids the
+    cancellation of E[x²] − E[x]². Running statistics are updated like BatchNorm's, with the unbiased global
+    variance, identically on every rank.
+    """
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected an input of shape [N, C, *], got {input.dim()}D")
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input_dim(input)
+        if not self.training or world_size() == 1:
+            return super().forward(input)
+        channels = input.shape[1]
+        dims = [0, *range(2, input.dim())]
+        shape = [1, channels] + [1] * (input.dim() - 2)
+        x = input.float()
+        count = x.numel() // channels
+        local_mean = x.mean(dims)
+        local_m2 = (x - local_mean.view(shape)).square().sum(dims)
+        local = torch.cat([local_mean.new_full((1,), float(count)), local_mean, local_m2])
+        stats = torch.stack(all_gather(local))
+        counts, means, m2s = stats[:, :1], stats[:, 1 : 1 + channels], stats[:, 1 + channels :]
+        total = counts.sum()
+        mean = (counts * means).sum(0) / total
+        var = (m2s.sum(0) + (counts * (means - mean).square()).sum(0)) / total
+        if self.track_running_stats:
+            self._update_running_stats(mean.detach(), var.detach() * total / (total - 1))
+        out = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out.to(input.dtype)
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: Tensor, unbiased_var: Tensor) -> None:
+        self.num_batches_tracked.add_(1)
+        momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+        self.running_mean.lerp_(mean.to(self.running_mean.dtype), momentum)
+        self.running_var.lerp_(unbiased_var.to(self.running_var.dtype), momentum)
+
+
+def convert_global_batchnorm(module: nn.Module) -> nn.Module:
+    """``module`` with every BatchNorm layer replaced by a :class:`GlobalBatchNorm` that shares its parameters
+    and buffers (returns the new layer when ``module`` itself is one)."""
+    if isinstance(module, _BatchNorm) and not isinstance(module, (GlobalBatchNorm, nn.SyncBatchNorm)):
+        converted = GlobalBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
+        if module.affine:
+            converted.weight = module.weight
+            converted.bias = module.bias
+        if module.track_running_stats:
+            converted.running_mean = module.running_mean
+            converted.running_var = module.running_var
+            converted.num_batches_tracked = module.num_batches_tracked
+        converted.train(module.training)
+        return converted
+    for name, child in module.named_children():
+        module.add_module(name, convert_global_batchnorm(child))
+    return module
+
+
+def global_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """The paper's global BN: torch's SyncBatchNorm (fused kernels) on CUDA, :class:`GlobalBatchNorm` on
+    other devices (CPU with gloo, MPS, ...)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    return convert_global_batchnorm(module)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import math
 
 import pytest
-import simclr
 import torch
+
+import simclr
 from simclr.plugins.losses.nt_logistic import sample_negatives
 from simclr.plugins.losses.pairs import Pairs, diagnostics, similarity
 

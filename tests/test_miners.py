@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import simclr
 import torch
+
+import simclr
 
 MINERS = ["all", "semi_hard", "violating", "hardest"]
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import simclr
 import torch
 from pydantic import BaseModel, ConfigDict, Field
-from simclr.plugins.losses.pairs import PairLoss, Pairs
 from torch import Tensor
+
+import simclr
+from simclr.plugins.losses.pairs import PairLoss, Pairs
 
 
 class MarginTripletParams(BaseModel):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-import simclr
 import torch
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from simclr.plugins.losses.pairs import PairLoss, Pairs
 from torch import Tensor
+
+import simclr
+from simclr.plugins.losses.pairs import PairLoss, Pairs
 
 Balance = Literal["none", "sample", "weight"]
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict, Field
-from simclr.plugins.losses.pairs import PairLoss, Pairs
 from torch import Tensor
+
+from simclr.plugins.losses.pairs import PairLoss, Pairs
 
 
 class NTXentParams(BaseModel):

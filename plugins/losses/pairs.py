@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import simclr
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+import simclr
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,301 @@
+"""Evaluation of a trained run on frozen backbone features (not the projection head's output).
+
+:func:`evaluate_run` loads a checkpoint on whatever device is here, rebuilds the backbone from the stored config,
+extracts (or reads cached) features of the dataset's labelled train/test splits, and runs the linear,
+few-label and kNN probes on the pre-trained backbone and on a randomly initialised one of the same architecture.
+Every accuracy is a percentage (0-100).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import ValidationError
+from torch import nn
+
+from simclr.checkpoint import load_checkpoint
+from simclr.config import experiment_from_dict
+from simclr.data import ImageDataset
+from simclr.errors import UserError
+from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features
+from simclr.probes import few_label_probe, knn_probe, linear_probe
+from simclr.rundir import CHECKPOINTS, LAST_CHECKPOINT
+from simclr.schema import EvalConfig, Experiment
+
+__all__ = [
+    "EVAL_FILE",
+    "evaluate_run",
+    "extract_features",
+    "few_label_probe",
+    "knn_monitor",
+    "knn_probe",
+    "linear_probe",
+    "resolve_target",
+]
+
+EVAL_FILE = "eval.json"
+
+
+def resolve_target(target: Path) -> tuple[Path, Path]:
+    """(checkpoint file, directory that receives eval.json and features/) for a run directory or a checkpoint
+    file; a file inside ``<run>/checkpoints/`` reports into ``<run>``, any other file into its own folder."""
+    target = Path(target)
+    if target.is_dir():
+        return target / CHECKPOINTS / LAST_CHECKPOINT, target
+    if target.parent.name == CHECKPOINTS:
+        return target, target.parent.parent
+    return target, target.parent
+
+
+def resolve_eval_device(name: str) -> torch.device:
+    """``auto``: CUDA when available, else the CPU; anything else must exist here."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"--device {name}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: CUDA is not available here; use --device cpu or auto")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) are visible")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name}: MPS is not available here; use --device cpu or auto")
+    return device
+
+
+def _experiment(state: dict[str, Any], checkpoint: Path, dataset: str | None, overrides: Sequence[str]) -> Experiment:
+    config = state.get("config")
+    if not isinstance(config, dict) or not isinstance(state.get("model"), dict):
+        raise UserError(f"{checkpoint}: the checkpoint holds no model weights and config; was it written by simclr?")
+    if dataset:
+        config = {**config, "data": {**config["data"], "dataset": {"name": dataset}}}
+    return experiment_from_dict(config, list(overrides), src=f"{checkpoint} (stored config)")
+
+
+def _eval_config(eval_cfg: EvalConfig, **changes: Any) -> EvalConfig:
+    """``eval_cfg`` with the command-line values that were given (None: keep the config's)."""
+    data = eval_cfg.model_dump()
+    linear = data["linear"]
+    for key, value in changes.items():
+        if value is None:
+            continue
+        if key in ("C", "max_iter", "backend"):
+            linear[key] = value
+        else:
+            data[key] = value
+    try:
+        return EvalConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+        raise UserError(f"invalid evaluation setting: {problems}") from None
+
+
+def _build_backbone(experiment: Experiment, image_size: int, weights: dict[str, torch.Tensor] | None) -> nn.Module:
+    """The pre-trained backbone (``weights`` given) or a random one seeded with train.seed (RNG state kept)."""
+    from simclr.trainer import build_model
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(experiment.train.seed)
+        model = build_model(experiment, image_size)
+    if weights is not None:
+        try:
+            model.load_state_dict(weights)
+        except RuntimeError as exc:
+            raise UserError(
+                f"the checkpoint's weights do not fit the model its config describes "
+                f"({experiment.model.backbone.name}): {str(exc).splitlines()[0]}"
+            ) from None
+    return model.backbone
+
+
+def _splits(dataset: ImageDataset, name: str) -> tuple[Any, Any]:
+    splits = dataset.eval_splits()
+    if splits is None:
+        raise UserError(
+            f"dataset '{name}' has no labelled train/test splits, so it cannot be evaluated; "
+            "choose a labelled one with --dataset NAME (see `simclr plugins list --kind dataset`)"
+        )
+    if len(splits[0]) == 0 or len(splits[1]) == 0:
+        raise UserError(f"dataset '{name}' has an empty evaluation split")
+    return splits
+
+
+def _check_ks(ks: Sequence[int], labels: torch.Tensor) -> None:
+    counts = torch.bincount(labels - labels.min())
+    fewest = int(counts[counts > 0].min())
+    too_many = [k for k in ks if k > fewest]
+    if too_many:
+        raise UserError(
+            f"--labels-per-class {too_many}: the smallest class has only {fewest} labelled training images; "
+            f"choose K <= {fewest}"
+        )
+
+
+def _probe_all(features: FeatureSet, cfg: EvalConfig, seed: int, device: torch.device) -> dict[str, Any]:
+    """Every probe on one model's features; the torch probe and kNN run on ``device``, scikit-learn on the CPU."""
+    linear = cfg.linear
+    on_device = features.to(device)
+    probe_set = on_device if linear.backend == "torch" else features
+    sets = (probe_set.train_x, probe_set.train_y, probe_set.test_x, probe_set.test_y)
+    return {
+        "linear": linear_probe(*sets, C=linear.C, max_iter=linear.max_iter, backend=linear.backend),
+        "few_label": few_label_probe(
+            *sets,
+            ks=cfg.labels_per_class,
+            draws=cfg.few_label_draws,
+            seed=seed,
+            C=linear.C,
+            max_iter=linear.max_iter,
+            backend=linear.backend,
+        ),
+        "knn": knn_probe(
+            on_device.train_x,
+            on_device.train_y,
+            on_device.test_x,
+            on_device.test_y,
+            k=cfg.knn_k,
+            temperature=cfg.knn_temperature,
+        ),
+    }
+
+
+def evaluate_run(
+    target: Path,
+    *,
+    dataset: str | None = None,
+    overrides: Sequence[str] = (),
+    device: str = "auto",
+    ks: Sequence[int] | None = None,
+    knn_k: int | None = None,
+    baseline: bool | None = None,
+    C: float | None = None,
+    max_iter: int | None = None,
+    backend: str | None = None,
+    progress: bool = True,
+    cache: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a run directory or checkpoint file and write ``eval.json`` (see :func:`resolve_target`).
+
+    ``dataset`` replaces the stored dataset (its params reset to that dataset's defaults) and ``overrides``
+    (``key.path=value``) apply to the stored config; the other keyword arguments, when given, override the
+    config's ``eval`` section. Returns ``{"dataset", "checkpoint", "epoch", "feature_dim", "linear": {"top1",
+    "top5"}, "few_label": {"K": {"top1", "std"}}, "knn": {"k", "top1"}, "baseline": {...}, "seconds", ...}``
+    with accuracies in percent; ``"baseline"`` is absent when the baseline is off.
+    """
+    started = time.perf_counter()
+    checkpoint, out_dir = resolve_target(target)
+    torch_device = resolve_eval_device(device)
+    state = load_checkpoint(checkpoint, map_location="cpu")
+    experiment = _experiment(state, checkpoint, dataset, overrides)
+    cfg = _eval_config(
+        experiment.eval,
+        labels_per_class=list(ks) if ks is not None else None,
+        knn_k=knn_k,
+        baseline=baseline,
+        C=C,
+        max_iter=max_iter,
+        backend=backend,
+    )
+    data = experiment.data.dataset.build()
+    train_split, test_split = _splits(data, experiment.data.dataset.name)
+    image_size = state.get("image_size", data.image_size)
+    stat = checkpoint.stat()
+    common = {"dataset": experiment.data.dataset.model_dump(mode="json"), "image_size": data.image_size}
+    cache_dir = out_dir / FEATURES_DIR if cache else None
+
+    def features_of(backbone: nn.Module, label: str) -> FeatureSet:
+        backbone = backbone.to(torch_device)
+
+        def extract(split: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+            return extract_features(
+                backbone,
+                split,
+                data.mean,
+                data.std,
+                torch_device,
+                cfg.batch_size,
+                progress,
+                description=f"{label} features: {name}",
+                num_workers=experiment.data.num_workers,
+            )
+
+        return FeatureSet(*extract(train_split, "train"), *extract(test_split, "test"))
+
+    pretrained_key = {
+        **common,
+        "model": "pretrained",
+        "checkpoint": {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "global_step": state.get("global_step")},
+    }
+    pretrained = cached_features(
+        cache_dir,
+        pretrained_key,
+        lambda: features_of(_build_backbone(experiment, image_size, state["model"]), "pre-trained"),
+    )
+    _check_ks(cfg.labels_per_class, pretrained.train_y)
+    seed = experiment.train.seed
+    result: dict[str, Any] = {
+        "dataset": experiment.data.dataset.name,
+        "checkpoint": str(checkpoint),
+        "epoch": state.get("epoch"),
+        "trained_on": state.get("device"),
+        "feature_dim": int(pretrained.train_x.shape[1]),
+        "num_train": len(pretrained.train_y),
+        "num_test": len(pretrained.test_y),
+        "settings": {
+            "C": cfg.linear.C,
+            "max_iter": cfg.linear.max_iter,
+            "probe": cfg.linear.backend,
+            "few_label_draws": cfg.few_label_draws,
+            "knn_temperature": cfg.knn_temperature,
+        },
+        **_probe_all(pretrained, cfg, seed, torch_device),
+    }
+    if cfg.baseline:
+        baseline_key = {**common, "model": "baseline", "seed": seed, "architecture": experiment.model.model_dump()}
+        random_init = cached_features(
+            cache_dir, baseline_key, lambda: features_of(_build_backbone(experiment, image_size, None), "random-init")
+        )
+        result["baseline"] = _probe_all(random_init, cfg, seed, torch_device)
+    result["seconds"] = round(time.perf_counter() - started, 3)
+    _write_json(result, out_dir / EVAL_FILE)
+    return result
+
+
+def _write_json(data: dict[str, Any], path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def knn_monitor(
+    model: nn.Module,
+    dataset: ImageDataset,
+    device: torch.device | str,
+    k: int = 200,
+    temperature: float = 0.1,
+    batch_size: int = 256,
+) -> float:
+    """kNN top-1 (percent) of ``model.backbone``'s features of the labelled splits, for the online monitor during
+    training: features stay on ``device``, no progress bar, and the model's train/eval mode is restored."""
+    splits = dataset.eval_splits()
+    if splits is None:
+        raise UserError("the kNN monitor needs a dataset with labelled splits; set train.knn_monitor_every: 0")
+    backbone = model.backbone
+    extracted = [
+        extract_features(
+            backbone, split, dataset.mean, dataset.std, device, batch_size, progress=False, keep_on_device=True
+        )
+        for split in splits
+    ]
+    (train_x, train_y), (test_x, test_y) = extracted
+    return knn_probe(train_x, train_y, test_x, test_y, k=k, temperature=temperature)["top1"]

@@ -1,0 +1,103 @@
+"""`simclr eval` and `simclr export` as a user runs them (in a subprocess where it matters): output, exit codes,
+messages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import run_simclr
+
+from simclr.checkpoint import save_checkpoint
+from simclr.cli.eval_cmd import evaluate_and_report, report_rows
+from simclr.cli.main import main
+from simclr.config import experiment_from_dict, resolved_dict
+from simclr.trainer import build_model
+
+CONFIG = {
+    "data": {"dataset": {"name": "digits", "image_size": 8}, "batch_size": 64},
+    "model": {"backbone": {"name": "small_resnet", "width": 4}},
+    "loss": {"name": "nt_xent"},
+    "optimizer": {"name": "adam"},
+    "train": {"seed": 3},
+    "eval": {"labels_per_class": [1, 2], "few_label_draws": 2, "knn_k": 10},
+}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """A run directory as the trainer leaves it (config.yaml, checkpoints/last.pt), weights untrained."""
+    run = tmp_path_factory.mktemp("cli") / "run"
+    experiment = experiment_from_dict(CONFIG)
+    torch.manual_seed(0)
+    model = build_model(experiment, 8)
+    state = {
+        "model": model.state_dict(),
+        "config": resolved_dict(experiment),
+        "epoch": 4,
+        "global_step": 40,
+        "device": "cuda:0",
+        "feature_dim": model.feature_dim,
+    }
+    save_checkpoint(state, run / "checkpoints" / "last.pt")
+    (run / "config.yaml").write_text(yaml.safe_dump(resolved_dict(experiment)))
+    return run
+
+
+def test_eval_prints_a_table_with_the_baseline_beside(run_dir):
+    result = run_simclr("eval", str(run_dir), "--device", "cpu", "--labels-per-class", "1", "3")
+    assert result.returncode == 0, result.stderr
+    for text in ("pre-trained", "random init", "gain", "linear top-1", "linear top-5", "3 labels/class", "kNN"):
+        assert text in result.stdout
+    written = json.loads((run_dir / "eval.json").read_text())
+    assert set(written["few_label"]) == {"1", "3"} and written["trained_on"] == "cuda:0"
+
+
+def test_eval_json_flags_override_the_config(run_dir, capsys):
+    argv = ["eval", str(run_dir), "--json", "--no-baseline", "--knn-k", "7", "--C", "0.5", "--probe", "torch"]
+    assert main(argv) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert "baseline" not in data and data["knn"]["k"] == 7
+    assert data["settings"]["C"] == 0.5 and data["settings"]["probe"] == "torch"
+    assert set(data["few_label"]) == {"1", "2"}
+
+
+def test_missing_and_corrupted_checkpoints_exit_2(tmp_path, run_dir):
+    missing = run_simclr("eval", str(tmp_path / "no-such-run"))
+    assert missing.returncode == 2
+    assert "no such checkpoint" in missing.stderr and "Traceback" not in missing.stderr
+    truncated = tmp_path / "broken.pt"
+    truncated.write_bytes((run_dir / "checkpoints" / "last.pt").read_bytes()[:1000])
+    broken = run_simclr("eval", str(truncated))
+    assert broken.returncode == 2
+    assert "not a readable checkpoint" in broken.stderr and "Traceback" not in broken.stderr
+    assert not (tmp_path / "eval.json").exists()
+
+
+def test_bad_arguments_exit_2(run_dir, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", str(run_dir), "--knn-k", "0"])
+    assert exit_info.value.code == 2 and "must be > 0" in capsys.readouterr().err
+    assert main(["eval", str(run_dir), "--device", "cuda:7"]) == 2
+    assert "--device cuda:7" in capsys.readouterr().err
+
+
+def test_evaluate_and_report_prints_and_returns(run_dir, capsys):
+    result = evaluate_and_report(run_dir, device="cpu")
+    printed = capsys.readouterr().out
+    assert set(result["baseline"]) == {"linear", "few_label", "knn"}
+    for label, _, _ in report_rows(result):
+        assert label in printed
+
+
+def test_export_command_writes_a_loadable_file(run_dir, tmp_path, capsys):
+    out = tmp_path / "backbone.pt"
+    assert main(["export", str(run_dir), "--out", str(out)]) == 0
+    assert "not a torchvision architecture" in capsys.readouterr().err
+    state = torch.load(out, weights_only=True)
+    assert "stem.0.weight" in state and not any(key.startswith("head.") for key in state)
+    assert main(["export", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+    assert "no such checkpoint" in capsys.readouterr().err

@@ -1,26 +1,43 @@
-"""`simclr train --nproc G`: re-launch the same command under torchrun on this node."""
+"""`simclr train --nproc G`: re-run the same command line under torchrun, G processes on this node."""
 
 from __future__ import annotations
 
-import argparse
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 
-def launch_torchrun(args: argparse.Namespace) -> int:
-    argv = [a for a in sys.argv[1:]]
-    if "--nproc" in argv:
-        i = argv.index("--nproc")
-        del argv[i : i + 2]
-    else:
-        argv = [a for a in argv if not a.startswith("--nproc=")]
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        f"--nproc_per_node={args.nproc}",
-        "-m",
-        "simclr",
-        *argv,
-    ]
-    return subprocess.call(command)
+def _is_nproc_option(token: str) -> bool:
+    """``--nproc`` or an abbreviation argparse accepts for it (``--np``, ``--npr``, ...), with or without ``=N``."""
+    name = token.split("=", 1)[0]
+    return name.startswith("--np") and "--nproc".startswith(name)
+
+
+def torchrun_command(argv: list[str], nproc: int, out: Path | None = None) -> list[str]:
+    """The torchrun command running ``simclr <argv>`` in ``nproc`` local processes, without the ``--nproc``
+    option (and with ``--out out`` added, so that every rank names the same run directory)."""
+    rest: list[str] = []
+    skip_value = False
+    for token in argv:
+        if skip_value:
+            skip_value = False
+        elif _is_nproc_option(token):
+            skip_value = "=" not in token
+        else:
+            rest.append(token)
+    if out is not None:
+        rest += ["--out", str(out)]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}"]
+    return [*torchrun, "-m", "simclr", *rest]
+
+
+def launch_torchrun(argv: list[str], nproc: int, out: Path | None = None) -> int:
+    """Run the command under torchrun and return its exit status. Ctrl-C reaches the workers directly (same
+    process group): they save a checkpoint and stop, so this process only waits for them."""
+    process = subprocess.Popen(torchrun_command(argv, nproc, out))
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return process.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)

@@ -50,10 +50,8 @@ def load(args: argparse.Namespace) -> tuple[config.Experiment, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.nproc:
-        from simclr.cli.launch import launch_torchrun
-
-        return launch_torchrun(args)
+    if args.nproc is not None:
+        return launch(args)
     from simclr.trainer import Trainer
 
     experiment, run_dir = load(args)
@@ -77,3 +75,18 @@ def run(args: argparse.Namespace) -> int:
 
         evaluate_and_report(run_dir, device=args.device)
     return 0
+
+
+def launch(args: argparse.Namespace) -> int:
+    """``--nproc G``: check the input here, then re-run this command line (``sys.argv``) under torchrun."""
+    import os
+    import sys
+
+    from simclr.cli.launch import launch_torchrun
+
+    if "LOCAL_RANK" in os.environ:
+        raise UserError("--nproc starts torchrun itself; when launching with torchrun, leave --nproc out")
+    if args.nproc < 1:
+        raise UserError(f"--nproc must be at least 1, got {args.nproc}")
+    _, run_dir = load(args)
+    return launch_torchrun(sys.argv[1:], args.nproc, None if args.resume or args.out else run_dir)

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.distributed.nn.functional import all_gather
 from torch.nn.modules.batchnorm import _BatchNorm
 
 
@@ -24,12 +23,31 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather forward; backward sums the gradient over ranks (all_reduce) and keeps this rank's rows.
+    (torch.distributed.nn.functional.all_gather does the same but is deprecated.)"""
+
+    @staticmethod
+    def forward(ctx: Any, z: Tensor) -> Tensor:
+        ctx.rows = z.shape[0]
+        gathered = z.new_empty((world_size() * z.shape[0], *z.shape[1:]))
+        dist.all_gather_into_tensor(gathered, z.contiguous())
+        return gathered
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        grad = grad.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(grad)
+        start = dist.get_rank() * ctx.rows
+        return grad[start : start + ctx.rows]
+
+
 def gather_with_grad(z: Tensor) -> Tensor:
-    """Every rank's ``z`` concatenated in rank order along dim 0; gradients flow back to the rank that owns
-    each row (summed over the ranks that used it). Without a process group, ``z`` itself."""
+    """Every rank's ``z`` (the same shape on every rank) concatenated in rank order along dim 0; gradients flow
+    back to the rank that owns each row, summed over the ranks that used it. Without a process group, ``z``."""
     if world_size() == 1:
         return z
-    return torch.cat(all_gather(z.contiguous()))
+    return _GatherWithGrad.apply(z)
 
 
 def gather_objects(obj: Any) -> list[Any]:
@@ -69,7 +87,7 @@ class GlobalBatchNorm(_BatchNorm):
         local_mean = x.mean(dims)
         local_m2 = (x - local_mean.view(shape)).square().sum(dims)
         local = torch.cat([local_mean.new_full((1,), float(count)), local_mean, local_m2])
-        stats = torch.stack(all_gather(local))
+        stats = gather_with_grad(local).view(-1, local.shape[0])
         counts, means, m2s = stats[:, :1], stats[:, 1 : 1 + channels], stats[:, 1 + channels :]
         total = counts.sum()
         mean = (counts * means).sum(0) / total

@@ -1,0 +1,213 @@
+"""Distributed training on CPU with gloo and 2 processes: one step on 2 ranks equals one step on the whole batch
+(loss, gradients, updated weights, BN statistics), per-rank view streams survive a checkpoint, and a 2-rank run
+started with `simclr train --nproc 2` resumes in a single process."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+import yaml
+from conftest import run_simclr
+
+from simclr import config
+from simclr.checkpoint import load_checkpoint
+from simclr.cli.launch import torchrun_command
+from simclr.distributed import GlobalBatchNorm, convert_global_batchnorm
+from simclr.trainer import Trainer
+
+BATCH = 16
+
+STEP_EXPERIMENT = {
+    "name": "dist",
+    "data": {"dataset": {"name": "synthetic", "image_size": 16, "count": 32}, "batch_size": BATCH},
+    "model": {"backbone": {"name": "small_resnet"}, "projection": {"out_dim": 16}, "sync_batchnorm": True},
+    "optimizer": {"name": "sgd", "lr": 0.5, "momentum": 0.0, "weight_decay": 0.0},
+    "schedule": {"warmup_epochs": 0, "decay": "constant"},
+    "train": {"epochs": 1, "device": "cpu", "seed": 5, "callbacks": []},
+}
+
+LOSSES = {
+    "nt_xent": {"name": "nt_xent", "temperature": 0.5},
+    "nt_logistic_weight": {"name": "nt_logistic", "balance": "weight"},
+    "nt_logistic_sample": {"name": "nt_logistic", "balance": "sample", "negatives_per_positive": 3},
+    "margin_triplet_semi_hard": {"name": "margin_triplet", "miner": "semi_hard"},
+}
+
+
+def step_experiment(loss: str) -> config.Experiment:
+    return config.experiment_from_dict({**STEP_EXPERIMENT, "loss": LOSSES[loss]})
+
+
+def fixed_views() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(11)
+    return tuple(torch.randn(BATCH, 3, 16, 16, generator=generator) for _ in range(2))
+
+
+def one_step(trainer: Trainer, view1: torch.Tensor, view2: torch.Tensor) -> dict:
+    """Loss, gradients and updated state of one optimisation step through the trainer's own step code."""
+    before = {name: value.clone() for name, value in trainer.model.state_dict().items()}
+    trainer.schedule.set_step(0)
+    loss = trainer._step(view1, view2)
+    return {
+        "loss": loss.detach(),
+        "before": before,
+        "grads": {name: p.grad.clone() for name, p in trainer.model.named_parameters()},
+        "state": {name: value.clone() for name, value in trainer.model.state_dict().items()},
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def step_worker(rank: int, world_size: int, port: int, out: Path) -> None:
+    """One torchrun-like rank: the same fixed views, this rank's rows of them."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world_size),
+        LOCAL_RANK=str(rank),
+    )
+    torch.set_num_threads(1)
+    view1, view2 = fixed_views()
+    rows = slice(rank * BATCH // world_size, (rank + 1) * BATCH // world_size)
+    results = {}
+    for loss in LOSSES:
+        trainer = Trainer(step_experiment(loss), out / loss, show_progress=False)
+        results[loss] = one_step(trainer, view1[rows], view2[rows])
+        results[loss]["global_bn_layers"] = sum(isinstance(m, GlobalBatchNorm) for m in trainer.model.modules())
+    torch.rand(3 + rank, generator=trainer.stream.generator)  # as if views had been drawn
+    trainer._start()
+    trainer.save()
+    torch.distributed.barrier()  # rank 0 has written the checkpoint
+    resumed = Trainer(step_experiment(loss), out / loss, resume=True, show_progress=False)
+    results["stream_saved"] = trainer.stream.generator.get_state()
+    results["stream_resumed"] = resumed.stream.generator.get_state()
+    torch.save(results, out / f"rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def two_rank_step(tmp_path_factory) -> tuple[dict, list[dict]]:
+    """The single-process reference for every loss, and what each of 2 ranks computed."""
+    out = tmp_path_factory.mktemp("dist")
+    view1, view2 = fixed_views()
+    reference = {
+        loss: one_step(Trainer(step_experiment(loss), out / "ref", show_progress=False), view1, view2)
+        for loss in LOSSES
+    }
+    mp.spawn(step_worker, args=(2, free_port(), out), nprocs=2)
+    return reference, [torch.load(out / f"rank{rank}.pt") for rank in range(2)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", list(LOSSES))
+def test_two_ranks_take_the_same_step_as_one_process(two_rank_step, loss):
+    reference, ranks = two_rank_step
+    expected = reference[loss]
+    for result in ranks:
+        assert result[loss]["global_bn_layers"] > 0
+        torch.testing.assert_close(result[loss]["loss"], expected["loss"], rtol=1e-5, atol=1e-6)
+        for name, grad in expected["grads"].items():
+            torch.testing.assert_close(result[loss]["grads"][name], grad, rtol=1e-5, atol=1e-5, msg=name)
+        for name, value in expected["state"].items():
+            torch.testing.assert_close(result[loss]["state"][name], value, rtol=1e-5, atol=1e-5, msg=name)
+    # the step moved the weights well beyond the tolerance, so a wrong gradient scale would show
+    moved = max((value - expected["before"][name]).abs().max() for name, value in expected["state"].items())
+    assert moved > 1e-2
+
+
+@pytest.mark.slow
+def test_each_rank_resumes_its_own_view_stream(two_rank_step):
+    _, ranks = two_rank_step
+    assert not torch.equal(ranks[0]["stream_saved"], ranks[1]["stream_saved"])
+    for result in ranks:
+        assert torch.equal(result["stream_resumed"], result["stream_saved"])
+
+
+def test_convert_global_batchnorm_keeps_parameters_and_buffers():
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Sequential(torch.nn.BatchNorm1d(4))
+    )
+    model[1].running_mean.fill_(0.5)
+    weight, running_var = model[1].weight, model[1].running_var
+    model.eval()
+    converted = convert_global_batchnorm(model)
+    assert isinstance(converted[1], GlobalBatchNorm) and isinstance(converted[2][0], GlobalBatchNorm)
+    assert converted[1].weight is weight and converted[1].running_var is running_var
+    assert torch.equal(converted[1].running_mean, torch.full((4,), 0.5)) and not converted[1].training
+    assert set(converted.state_dict()) == set(torch.nn.Sequential(*model).state_dict())
+
+
+def test_global_batchnorm_without_process_group_is_batchnorm():
+    x = torch.randn(8, 4, 5, 5) * 3 + 1
+    plain, converted = torch.nn.BatchNorm2d(4), convert_global_batchnorm(torch.nn.BatchNorm2d(4))
+    torch.testing.assert_close(converted(x), plain(x))
+    torch.testing.assert_close(converted.running_var, plain.running_var)
+
+
+def test_torchrun_command_drops_nproc_in_every_spelling():
+    for argv in (
+        ["train", "exp.yaml", "--nproc", "2", "--set", "a=1"],
+        ["train", "--nproc=2", "exp.yaml", "--set", "a=1"],
+        ["train", "exp.yaml", "--npr", "2", "--set", "a=1"],
+    ):
+        command = torchrun_command(argv, 2, Path("runs/x"))
+        assert command[:3] == [sys.executable, "-m", "torch.distributed.run"]
+        assert "--nproc_per_node=2" in command
+        assert command[command.index("simclr") + 1 :] == ["train", "exp.yaml", "--set", "a=1", "--out", "runs/x"]
+
+
+QUICK = {
+    "name": "quick",
+    "data": {"dataset": {"name": "digits", "image_size": 16}, "batch_size": 64},
+    "model": {"backbone": {"name": "small_resnet"}, "projection": {"out_dim": 16}, "sync_batchnorm": True},
+    "loss": {"name": "nt_xent", "temperature": 0.5},
+    "optimizer": {"name": "adam", "lr": 0.001},
+    "schedule": {"warmup_epochs": 0},
+    "train": {"epochs": 1, "device": "cpu", "log_every": 1, "max_steps_per_epoch": 3, "seed": 2},
+    "eval": {
+        "after_train": True,
+        "labels_per_class": [1],
+        "few_label_draws": 1,
+        "baseline": False,
+        "linear": {"max_iter": 50},
+    },
+}
+
+
+@pytest.mark.slow
+def test_two_rank_run_resumes_in_one_process(tmp_path):
+    exp = tmp_path / "quick.yaml"
+    exp.write_text(yaml.safe_dump(QUICK))
+    runs = tmp_path / "runs"
+    result = run_simclr("train", str(exp), "--nproc", "2", "--no-progress", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (run,) = list(runs.iterdir())
+    assert {"config.yaml", "metrics.jsonl", "checkpoints", "eval.json"} <= {p.name for p in run.iterdir()}
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["type"] == "step"] == [1, 2, 3]
+    state = load_checkpoint(run)
+    assert state["global_step"] == 3 and not any(key.startswith("module.") for key in state["model"])
+    streams = [s["generator"] for s in state["rng"]["streams"]]
+    assert len(streams) == 2 and not torch.equal(*streams)
+
+    experiment = config.experiment_from_dict(yaml.safe_load((run / "config.yaml").read_text()))
+    single = Trainer(experiment, run, resume=True, show_progress=False)
+    assert torch.equal(single.stream.generator.get_state(), streams[0])
+
+    result = run_simclr("train", "--resume", str(run), "--set", "train.epochs=2", "--no-progress", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert load_checkpoint(run)["global_step"] == 6
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["type"] == "step"] == [1, 2, 3, 4, 5, 6]

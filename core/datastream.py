@@ -111,6 +111,9 @@ class ViewStream:
         )
         sampler.set_epoch(epoch)
         source = TwoViewDataset(self.split, self.cpu_views) if self.path == "cpu" else self.split
+        # the workers' seeds (the cpu path's augmentations) differ across ranks and replay on resume, and
+        # the loader leaves the global RNG, which must stay identical on every rank, alone
+        workers_seed = torch.Generator().manual_seed(self.seed * 1_000_003 + 7_919 * (epoch + 1) + self.runtime.rank)
         loader = DataLoader(
             source,
             batch_size=self.batch,
@@ -119,6 +122,7 @@ class ViewStream:
             num_workers=self.num_workers,
             pin_memory=self.runtime.device.type == "cuda",
             persistent_workers=False,
+            generator=workers_seed,
         )
         for step, batch in enumerate(loader):
             if step >= self.steps_per_epoch:

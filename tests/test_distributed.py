@@ -19,7 +19,9 @@ from conftest import run_simclr
 from simclr import config
 from simclr.checkpoint import load_checkpoint
 from simclr.cli.launch import torchrun_command
+from simclr.datastream import ViewStream
 from simclr.distributed import GlobalBatchNorm, convert_global_batchnorm
+from simclr.runtime import Runtime
 from simclr.trainer import Trainer
 
 BATCH = 16
@@ -211,3 +213,30 @@ def test_two_rank_run_resumes_in_one_process(tmp_path):
     assert load_checkpoint(run)["global_step"] == 6
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if r["type"] == "step"] == [1, 2, 3, 4, 5, 6]
+
+
+def test_cpu_path_augmentations_differ_across_ranks():
+    """Ranks start with identical global RNGs; the DataLoader workers that augment must still draw differently."""
+    experiment = config.experiment_from_dict(
+        {
+            **STEP_EXPERIMENT,
+            "data": {
+                "dataset": {"name": "synthetic", "image_size": 16, "count": 32},
+                "batch_size": 8,
+                "num_workers": 1,
+                "augment": {"backend": "cpu"},
+            },
+            "loss": LOSSES["nt_xent"],
+        }
+    )
+    dataset = experiment.data.dataset.build()
+    image = dataset.pretrain_split()[0][0]
+    dataset.pretrain_split = lambda: [(image, 0)] * 32  # every view is of the same image
+    views = []
+    for rank in range(2):
+        torch.manual_seed(0)
+        runtime = Runtime(torch.device("cpu"), "fp32", False, rank=rank, world_size=2)
+        stream = ViewStream(dataset, experiment.data, runtime, seed=0)
+        views.append(next(stream.epoch(0))[0])
+    assert views[0].shape == (4, 3, 16, 16)
+    assert not torch.allclose(views[0], views[1])

@@ -316,15 +316,17 @@ class Trainer:
         return bool(vote.item())
 
     def _knn_monitor(self) -> float:
-        """kNN top-1 of the current backbone's features (rank 0 only; other ranks skip it)."""
+        """kNN top-1 of the current backbone's features (rank 0 only; other ranks skip it). The global RNG is
+        left as it was: every rank must keep drawing the same samples in the loss."""
         from simclr.evaluate import knn_monitor
 
         if not self.runtime.is_main:
             return float("nan")
         cfg = self.experiment.eval
-        return knn_monitor(
-            self.model, self.dataset, self.runtime.device, cfg.knn_k, cfg.knn_temperature, cfg.batch_size
-        )
+        with torch.random.fork_rng(devices=[]):
+            return knn_monitor(
+                self.model, self.dataset, self.runtime.device, cfg.knn_k, cfg.knn_temperature, cfg.batch_size
+            )
 
     def _step(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:
         with self.runtime.autocast():

@@ -240,3 +240,14 @@ def test_cpu_path_augmentations_differ_across_ranks():
         views.append(next(stream.epoch(0))[0])
     assert views[0].shape == (4, 3, 16, 16)
     assert not torch.allclose(views[0], views[1])
+
+
+def test_rank0_knn_monitor_leaves_the_global_rng_alone(tmp_path):
+    """Only rank 0 runs the kNN monitor; if it drew from the global RNG, the ranks' loss samples would diverge."""
+    experiment = config.experiment_from_dict(
+        {**STEP_EXPERIMENT, "loss": LOSSES["nt_xent"], "eval": {"knn_k": 5, "batch_size": 16}}
+    )
+    trainer = Trainer(experiment, tmp_path / "run", show_progress=False)
+    before = torch.get_rng_state()
+    assert 0 <= trainer._knn_monitor() <= 100
+    assert torch.equal(torch.get_rng_state(), before)

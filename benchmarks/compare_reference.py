@@ -1,0 +1,153 @@
+"""The framework's full training step against a plain hand-written SimCLR loop, interleaved A/B in one process.
+
+Reference (B): per-image torchvision transforms v2 in a DataLoader, the same network, a textbook NT-Xent, Adam.
+Framework (A): `simclr.trainer.Trainer` — its data stream (batched on-device views by default) and its step.
+Both see the same random uint8 images, batch size, image size and model. Prints the median ratio of images/s.
+
+    python benchmarks/compare_reference.py --image-size 32 --batch 128 --steps 4 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
+
+from simclr import config
+from simclr.trainer import Trainer, build_model
+
+
+class TwoViews(Dataset):
+    """The reference's data path: two independently transformed views of each image, one image at a time."""
+
+    def __init__(self, images: torch.Tensor, size: int):
+        self.images = images
+        self.transform = v2.Compose(
+            [
+                v2.RandomResizedCrop(size, scale=(0.08, 1.0), antialias=True),
+                v2.RandomHorizontalFlip(),
+                v2.RandomApply([v2.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8),
+                v2.RandomGrayscale(p=0.2),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225]),
+            ]
+        )
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image = self.images[index]
+        return self.transform(image), self.transform(image)
+
+
+def textbook_nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    sim = z @ z.t() / temperature
+    n = z1.shape[0]
+    sim.fill_diagonal_(float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    return F.cross_entropy(sim, targets)
+
+
+def experiment(args: argparse.Namespace) -> config.Experiment:
+    return config.experiment_from_dict(
+        {
+            "data": {
+                "dataset": {"name": "synthetic", "image_size": args.image_size, "count": args.batch * args.steps},
+                "batch_size": args.batch,
+                "num_workers": args.workers,
+                "augment": {"backend": args.backend, "jitter_strength": 0.5, "blur": False},
+            },
+            "model": {"backbone": {"name": args.backbone}},
+            "loss": {"name": "nt_xent", "temperature": 0.5},
+            "optimizer": {"name": "adam", "lr": 1e-3},
+            "schedule": {"warmup_epochs": 0, "decay": "constant"},
+            "train": {"epochs": 10_000, "device": args.device, "log_every": args.steps},
+        }
+    )
+
+
+def time_framework(trainer: Trainer, epoch: int) -> float:
+    start = time.perf_counter()
+    steps = 0
+    for views in trainer.stream.epoch(epoch):
+        loss = trainer._step(*views)
+        steps += 1
+    loss.item()
+    return steps * trainer.stream.batch / (time.perf_counter() - start)
+
+
+def time_reference(loader: DataLoader, model, optimizer, device: torch.device) -> float:
+    start = time.perf_counter()
+    images = 0
+    for view1, view2 in loader:
+        view1, view2 = view1.to(device), view2.to(device)
+        z1, z2 = model(torch.cat([view1, view2])).chunk(2)
+        loss = textbook_nt_xent(z1, z2, 0.5)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        images += view1.shape[0]
+    loss.item()
+    return images / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=4, help="steps per timed round")
+    parser.add_argument("--rounds", type=int, default=5, help="A/B pairs; the median ratio is reported")
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--backend", default="batched", help="the framework's augment backend")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers, both sides")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument("--json", type=Path, help="also write the result here")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    exp = experiment(args)
+    trainer = Trainer(exp, Path(tempfile.mkdtemp()) / "run", show_progress=False)
+    device = trainer.runtime.device
+    torch.manual_seed(0)
+    reference_model = build_model(exp, args.image_size).to(device)
+    reference_model.train()
+    reference_optimizer = torch.optim.Adam(reference_model.parameters(), lr=1e-3)
+    images = trainer.dataset.pretrain_tensor()
+    loader = DataLoader(
+        TwoViews(images, args.image_size), batch_size=args.batch, shuffle=True, drop_last=True, num_workers=args.workers
+    )
+    time_framework(trainer, 0)
+    time_reference(loader, reference_model, reference_optimizer, device)
+    framework, reference = [], []
+    for round_index in range(args.rounds):
+        framework.append(time_framework(trainer, round_index + 1))
+        reference.append(time_reference(loader, reference_model, reference_optimizer, device))
+    ratios = [a / b for a, b in zip(framework, reference, strict=True)]
+    result = {
+        "device": str(device),
+        "backbone": args.backbone,
+        "image_size": args.image_size,
+        "batch": args.batch,
+        "framework_images_per_sec": statistics.median(framework),
+        "reference_images_per_sec": statistics.median(reference),
+        "median_ratio": statistics.median(ratios),
+        "ratios": ratios,
+    }
+    print(json.dumps(result, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

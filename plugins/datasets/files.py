@@ -1,0 +1,43 @@
+"""Finding, downloading and loading a dataset's files through torchvision, with errors that say what to do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+import simclr
+
+T = TypeVar("T")
+
+
+def require_files(dataset: str, folder: Path, files: list[str], url: str) -> None:
+    """Raise a UserError listing the files of ``dataset`` missing from ``folder`` and how to get them."""
+    missing = [name for name in files if not (folder / name).is_file()]
+    if not missing:
+        return
+    raise simclr.UserError(
+        f"{dataset} not found: expected the files {', '.join(files)} in {folder.resolve()} "
+        f"(missing: {', '.join(missing)}). Set `download: true` in the dataset section to fetch them, or "
+        f"download {url} and extract it into {folder.parent.resolve()}."
+    )
+
+
+def load(dataset: str, folder: Path, url: str, download: bool, build: Callable[[], T]) -> T:
+    """Run a torchvision loader, turning its failed md5 check (or failed download) into a UserError."""
+    try:
+        return build()
+    except RuntimeError as exc:
+        if "corrupted" not in str(exc):
+            raise
+        raise simclr.UserError(
+            f"{dataset} files in {folder.resolve()} failed torchvision's md5 check (corrupted or partly "
+            f"downloaded): delete them and set `download: true`, or extract {url} there again."
+        ) from None
+    except OSError as exc:
+        if not download:
+            raise
+        raise simclr.UserError(
+            f"could not download {dataset} from {url}: {exc}. Download and extract it into "
+            f"{folder.parent.resolve()} by hand, then set `download: false`."
+        ) from None

@@ -1,0 +1,133 @@
+"""A user's own images: a folder (nested or not) to pre-train on, and optional class-per-subfolder folders to
+evaluate on. Every image is decoded, resized and centre-cropped once, when the dataset is built, so a broken
+file is found then (and skipped) rather than in the middle of an epoch."""
+
+from __future__ import annotations
+
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import simclr
+import torch
+from PIL import Image, ImageOps
+from simclr.data import ImageDataset
+from torch.utils.data import Dataset
+
+from .params import ImageFolderParams
+from .splits import TensorSplit, channel_stats
+
+log = logging.getLogger("simclr")
+
+
+def _check_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise simclr.UserError(f"image_folder: {folder.resolve()} is not a folder")
+
+
+def _files(folder: Path) -> list[Path]:
+    """Every non-hidden file below ``folder``, in a fixed order."""
+    _check_folder(folder)
+    found = []
+    for parent, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(parent) / name for name in sorted(names) if not name.startswith(".")]
+    return found
+
+
+def _decode(path: Path, size: int) -> np.ndarray | None:
+    """The image at ``path`` as uint8 [size, size, 3] (resized, centre-cropped); None if unreadable."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (size, size))  # JPEG: the decoder downscales (up to 8x) while decoding
+            image = ImageOps.exif_transpose(image).convert("RGB")
+            scale = size / min(image.size)
+            target = (max(size, round(image.width * scale)), max(size, round(image.height * scale)))
+            image = image.resize(target, Image.Resampling.BILINEAR)
+            left, top = (image.width - size) // 2, (image.height - size) // 2
+            return np.asarray(image.crop((left, top, left + size, top + size)))
+    except Exception:  # any file PIL cannot decode (not an image, truncated, too large) is skipped
+        return None
+
+
+class _Reader:
+    """Decodes files in parallel (PIL releases the GIL) and counts those it had to skip."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.skipped: list[Path] = []
+
+    def read(self, paths: list[Path], labels: list[int], folder: Path) -> TensorSplit:
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            arrays = list(pool.map(lambda path: _decode(path, self.size), paths))
+        kept = [i for i, array in enumerate(arrays) if array is not None]
+        self.skipped += [paths[i] for i, array in enumerate(arrays) if array is None]
+        if not kept:
+            raise simclr.UserError(
+                f"image_folder: no readable images in {folder.resolve()} ({len(paths)} files looked at)"
+            )
+        images = torch.from_numpy(np.stack([arrays[i] for i in kept])).permute(0, 3, 1, 2).contiguous()
+        return TensorSplit(images, torch.tensor([labels[i] for i in kept], dtype=torch.int64))
+
+
+def _labelled(
+    folder: Path, class_names: list[str] | None
+) -> tuple[list[Path], list[int], list[str], list[Path]]:
+    """Files of a class-per-subfolder folder with their labels; the class names; files outside any class."""
+    _check_folder(folder)
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if class_names is None:
+        class_names = classes
+    unknown = sorted(set(classes) - set(class_names))
+    if unknown:
+        raise simclr.UserError(
+            f"image_folder: {folder.resolve()} has class folders {unknown} that eval_train does not have"
+        )
+    paths, labels = [], []
+    for label, name in enumerate(class_names):
+        if (folder / name).is_dir():
+            found = _files(folder / name)
+            paths += found
+            labels += [label] * len(found)
+    loose = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return paths, labels, class_names, loose
+
+
+class ImageFolderDataset(ImageDataset):
+    """Pre-trains on every readable image below ``train``; evaluates on ``eval_train`` / ``eval_test`` when
+    given. mean and std come from the pre-training images."""
+
+    def __init__(self, params: ImageFolderParams):
+        self.image_size = params.image_size
+        reader = _Reader(params.image_size)
+        paths = _files(params.train)
+        self.train = reader.read(paths, [-1] * len(paths), params.train)
+        self.class_names: list[str] = []
+        self.eval: tuple[TensorSplit, TensorSplit] | None = None
+        if params.eval_train is not None and params.eval_test is not None:
+            paths, labels, self.class_names, loose = _labelled(params.eval_train, None)
+            reader.skipped += loose
+            eval_train = reader.read(paths, labels, params.eval_train)
+            paths, labels, _, loose = _labelled(params.eval_test, self.class_names)
+            reader.skipped += loose
+            self.eval = (eval_train, reader.read(paths, labels, params.eval_test))
+        if reader.skipped:
+            examples = ", ".join(str(p) for p in reader.skipped[:3])
+            log.warning(
+                "image_folder: skipped %d files that are not readable images or lie outside a class folder "
+                "(e.g. %s)",
+                len(reader.skipped),
+                examples,
+            )
+        self.mean, self.std = channel_stats(self.train.images)
+
+    def pretrain_split(self) -> Dataset:
+        return self.train
+
+    def eval_splits(self) -> tuple[Dataset, Dataset] | None:
+        return self.eval
+
+    def pretrain_tensor(self) -> torch.Tensor:
+        return self.train.images

@@ -1,0 +1,102 @@
+"""STL-10 through torchvision's loader: 100,000 unlabelled + 5,000 / 8,000 labelled images, 96x96."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torchvision
+from simclr.data import ImageDataset
+from torch.utils.data import ConcatDataset, Dataset
+
+from .files import load, require_files
+from .params import STL10Params
+from .splits import TensorSplit, channel_stats
+
+CLASS_NAMES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
+
+
+class _STL10(torchvision.datasets.STL10):
+    """torchvision's STL-10 loader, running its md5 check (of ~3 GB) once per folder and process rather than
+    once per split."""
+
+    _verified: ClassVar[set[str]] = set()
+
+    def _check_integrity(self) -> bool:
+        key = os.path.abspath(os.path.join(self.root, self.base_folder))
+        if key not in self._verified and super()._check_integrity():
+            self._verified.add(key)
+        return key in self._verified
+
+
+FILES = [name for name, _ in _STL10.train_list + _STL10.test_list]
+
+
+def _tensor_split(data: _STL10) -> TensorSplit:
+    return TensorSplit(torch.from_numpy(data.data), torch.from_numpy(data.labels.astype(np.int64)))
+
+
+class STL10Dataset(ImageDataset):
+    """Pre-trains on ``unlabeled`` (+ ``train``); evaluates on ``train`` / ``test``. Splits load on first use;
+    mean and std come from the labelled train split."""
+
+    image_size = 96
+
+    def __init__(self, params: STL10Params):
+        self.root = params.root
+        self.folder = params.root / _STL10.base_folder
+        self.pretrain_on_train = params.pretrain_on_train
+        if not params.download:
+            require_files("STL-10", self.folder, FILES, _STL10.url)
+        # loading the small test split now downloads (if asked) and checks every file before anything runs
+        test = self._torchvision("test", params.download)
+        self.test = _tensor_split(test)
+        self.class_names = list(getattr(test, "classes", CLASS_NAMES))
+
+    def _torchvision(self, split: str, download: bool = False) -> _STL10:
+        return load(
+            "STL-10",
+            self.folder,
+            _STL10.url,
+            download,
+            lambda: _STL10(str(self.root), split, download=download),
+        )
+
+    @functools.cached_property
+    def train(self) -> TensorSplit:
+        return _tensor_split(self._torchvision("train"))
+
+    @functools.cached_property
+    def unlabeled(self) -> TensorSplit:
+        return _tensor_split(self._torchvision("unlabeled"))
+
+    @functools.cached_property
+    def _stats(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        return channel_stats(self.train.images)
+
+    @property
+    def mean(self) -> tuple[float, float, float]:  # type: ignore[override]
+        return self._stats[0]
+
+    @property
+    def std(self) -> tuple[float, float, float]:  # type: ignore[override]
+        return self._stats[1]
+
+    def augment_defaults(self) -> dict[str, Any]:
+        return {"jitter_strength": 1.0, "blur": True}
+
+    def pretrain_split(self) -> Dataset:
+        if self.pretrain_on_train:
+            return ConcatDataset([self.unlabeled, self.train])
+        return self.unlabeled
+
+    def eval_splits(self) -> tuple[Dataset, Dataset]:
+        return self.train, self.test
+
+    def pretrain_tensor(self) -> torch.Tensor:
+        if self.pretrain_on_train:
+            return torch.cat([self.unlabeled.images, self.train.images])
+        return self.unlabeled.images

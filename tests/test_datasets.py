@@ -1,0 +1,306 @@
+"""The built-in datasets, built through the registry: digits, synthetic, image_folder, and cifar10 / stl10
+loaded by torchvision's real loaders from tiny files written in the datasets' own on-disk formats."""
+
+from __future__ import annotations
+
+import logging
+import pickle
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from PIL import Image
+
+import simclr
+from simclr.data import ImageDataset
+
+
+def split_tensors(split) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = zip(*(split[i] for i in range(len(split))), strict=True)
+    return torch.stack(images), torch.tensor(labels)
+
+
+def float_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    pixels = images.double().div(255).permute(1, 0, 2, 3).reshape(3, -1)
+    return pixels.mean(dim=1), pixels.std(dim=1, unbiased=False)
+
+
+# --- digits ----------------------------------------------------------------------------------------------
+
+
+def test_digits_are_sklearns_images_in_a_stratified_split():
+    from sklearn.datasets import load_digits
+
+    dataset = simclr.create("dataset", "digits", image_size=8)
+    assert isinstance(dataset, ImageDataset)
+    train_images, train_labels = split_tensors(dataset.eval_splits()[0])
+    test_images, test_labels = split_tensors(dataset.eval_splits()[1])
+    assert len(train_labels) + len(test_labels) == 1797 and len(test_labels) == 450
+    assert dataset.pretrain_split() is dataset.eval_splits()[0]
+    # at 8 px the images are sklearn's, ink 0..16 scaled to 0..255, in three equal channels
+    digits = load_digits()
+    expected = Counter(
+        (np.round(img * 255 / 16).astype(np.uint8).tobytes(), int(y))
+        for img, y in zip(digits.images, digits.target, strict=True)
+    )
+    images, labels = torch.cat([train_images, test_images]), torch.cat([train_labels, test_labels])
+    got = Counter((img[0].numpy().tobytes(), int(y)) for img, y in zip(images, labels, strict=True))
+    assert got == expected
+    assert (images[:, 0] == images[:, 1]).all() and (images[:, 1] == images[:, 2]).all()
+    # stratified: each class keeps its share in the test split (to within one image)
+    total = Counter(digits.target.tolist())
+    test_counts = Counter(test_labels.tolist())
+    assert all(abs(test_counts[k] - 0.25 * total[k]) <= 1 for k in range(10))
+    assert dataset.class_names == [str(k) for k in range(10)] and dataset.num_classes == 10
+
+
+def test_digits_upscaled_split_is_fixed_and_stats_come_from_the_data():
+    dataset = simclr.create("dataset", "digits", image_size=32, test_fraction=0.2)
+    again = simclr.create("dataset", "digits", image_size=32, test_fraction=0.2)
+    images = dataset.pretrain_tensor()
+    assert images.dtype == torch.uint8 and images.shape == (1437, 3, 32, 32) and dataset.image_size == 32
+    assert torch.equal(images, again.pretrain_tensor())
+    image, label = dataset.eval_splits()[1][0]
+    assert image.shape == (3, 32, 32) and isinstance(label, int) and 0 <= label <= 9
+    mean, std = float_stats(images)
+    assert dataset.mean == pytest.approx(mean.tolist(), abs=1e-9)
+    assert dataset.std == pytest.approx(std.tolist(), abs=1e-9)
+    assert dataset.augment_defaults()["blur"] is False
+
+
+def test_digits_rejects_sizes_below_8():
+    with pytest.raises(simclr.ConfigError, match="image_size"):
+        simclr.create("dataset", "digits", image_size=4)
+
+
+# --- synthetic -------------------------------------------------------------------------------------------
+
+
+def test_synthetic_is_seeded_random_images():
+    dataset = simclr.create("dataset", "synthetic", image_size=12, count=40, num_classes=3, seed=5)
+    images = dataset.pretrain_tensor()
+    assert images.shape == (40, 3, 12, 12) and images.dtype == torch.uint8
+    same = simclr.create("dataset", "synthetic", image_size=12, count=40, seed=5)
+    other = simclr.create("dataset", "synthetic", image_size=12, count=40)
+    assert torch.equal(images, same.pretrain_tensor()) and not torch.equal(images, other.pretrain_tensor())
+    train, test = dataset.eval_splits()
+    assert (len(train), len(test)) == (30, 10) and len(dataset.pretrain_split()) == 40
+    labels = split_tensors(dataset.pretrain_split())[1]
+    assert set(labels.tolist()) == {0, 1, 2} and dataset.num_classes == 3
+    assert images.float().mean().item() == pytest.approx(127.5, abs=5)
+
+
+# --- image_folder ----------------------------------------------------------------------------------------
+
+
+def save(path: Path, image: Image.Image) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def halves(width: int, height: int) -> Image.Image:
+    """Left half red, right half blue."""
+    pixels = np.zeros((height, width, 3), dtype=np.uint8)
+    pixels[:, : width // 2, 0] = 255
+    pixels[:, width // 2 :, 2] = 255
+    return Image.fromarray(pixels)
+
+
+@pytest.fixture
+def image_tree(tmp_path: Path) -> Path:
+    root = tmp_path / "photos"
+    save(root / "a.png", halves(40, 20))
+    save(root / "nested" / "deeper" / "b.jpg", Image.new("RGB", (30, 50), (10, 200, 30)))
+    save(root / "nested" / "gray.png", Image.new("L", (16, 16), 77))
+    save(root / "nested" / "alpha.png", Image.new("RGBA", (20, 20), (5, 6, 7, 100)))
+    (root / "nested" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 10)
+    (root / "notes.txt").write_text("not an image")
+    (root / ".DS_Store").write_bytes(b"\x00\x01")
+    return root
+
+
+def test_image_folder_reads_nested_images_and_skips_broken_ones_with_one_warning(image_tree, caplog):
+    with caplog.at_level(logging.WARNING, logger="simclr"):
+        dataset = simclr.create("dataset", "image_folder", train=str(image_tree), image_size=16)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "skipped 2 files" in warnings[0].getMessage()
+    images = dataset.pretrain_tensor()
+    assert images.shape == (4, 3, 16, 16) and images.dtype == torch.uint8
+    assert dataset.eval_splits() is None
+    assert split_tensors(dataset.pretrain_split())[1].tolist() == [-1] * 4
+    by_colour = {tuple(img[:, 8, 8].tolist()): img for img in images}
+    # 40x20 -> resized to 32x16, centre crop 16: left 8 columns red, right 8 blue
+    halves_image = images[0]
+    assert halves_image[:, :, :7].float().mean(dim=(1, 2)).tolist() == pytest.approx([255, 0, 0], abs=1)
+    assert halves_image[:, :, 9:].float().mean(dim=(1, 2)).tolist() == pytest.approx([0, 0, 255], abs=1)
+    assert (77, 77, 77) in by_colour  # grayscale became RGB
+    assert (5, 6, 7) in by_colour  # alpha dropped
+    assert any(abs(r - 10) <= 3 and abs(g - 200) <= 3 and abs(b - 30) <= 3 for r, g, b in by_colour)  # JPEG
+    mean, std = float_stats(images)
+    assert dataset.mean == pytest.approx(mean.tolist(), abs=1e-9)
+
+
+def test_image_folder_labelled_eval_folders(tmp_path):
+    for split, count in (("eval_train", 2), ("eval_test", 1)):
+        for label, colour in (("cat", (200, 0, 0)), ("dog", (0, 200, 0))):
+            for i in range(count):
+                save(tmp_path / split / label / f"{i}.png", Image.new("RGB", (12, 12), colour))
+    save(tmp_path / "train" / "x.png", Image.new("RGB", (12, 12), (1, 2, 3)))
+    dataset = simclr.create(
+        "dataset",
+        "image_folder",
+        train=str(tmp_path / "train"),
+        eval_train=str(tmp_path / "eval_train"),
+        eval_test=str(tmp_path / "eval_test"),
+        image_size=8,
+    )
+    assert dataset.class_names == ["cat", "dog"]
+    train_images, train_labels = split_tensors(dataset.eval_splits()[0])
+    test_images, test_labels = split_tensors(dataset.eval_splits()[1])
+    assert train_labels.tolist() == [0, 0, 1, 1] and test_labels.tolist() == [0, 1]
+    assert train_images[0, :, 0, 0].tolist() == [200, 0, 0]
+    assert test_images[1, :, 0, 0].tolist() == [0, 200, 0]
+
+    save(tmp_path / "eval_test" / "bird" / "0.png", Image.new("RGB", (12, 12)))
+    with pytest.raises(simclr.UserError, match="bird"):
+        simclr.create(
+            "dataset",
+            "image_folder",
+            train=str(tmp_path / "train"),
+            eval_train=str(tmp_path / "eval_train"),
+            eval_test=str(tmp_path / "eval_test"),
+        )
+    with pytest.raises(simclr.ConfigError, match="both"):
+        simclr.create("dataset", "image_folder", train=str(tmp_path / "train"), eval_train=str(tmp_path))
+
+
+def test_image_folder_without_images_names_the_folder(tmp_path):
+    empty = tmp_path / "empty"
+    (empty / "sub").mkdir(parents=True)
+    (empty / "sub" / "readme.txt").write_text("no images here")
+    with pytest.raises(simclr.UserError, match=f"no readable images in {empty}"):
+        simclr.create("dataset", "image_folder", train=str(empty))
+    with pytest.raises(simclr.UserError, match="is not a folder"):
+        simclr.create("dataset", "image_folder", train=str(tmp_path / "missing"))
+
+
+# --- CIFAR-10 and STL-10 on tiny files in their real formats ------------------------------------------------
+
+
+def pattern(index: int, size: int) -> np.ndarray:
+    """A uint8 image [3, size, size] that differs per index, channel, row and column."""
+    c, y, x = np.meshgrid(np.arange(3), np.arange(size), np.arange(size), indexing="ij")
+    return ((index * 7 + c * 50 + y * 3 + x * 5) % 256).astype(np.uint8)
+
+
+def exists_only(fpath, md5=None) -> bool:
+    return Path(fpath).is_file()
+
+
+def write_cifar(root: Path) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """CIFAR-10's python pickles: 5 train batches of 2 images, a test batch of 3, batches.meta."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    written, index = {}, 0
+    for name, count in [(f"data_batch_{k}", 2) for k in range(1, 6)] + [("test_batch", 3)]:
+        images = np.stack([pattern(index + i, 32) for i in range(count)])
+        labels = [(index + i) % 10 for i in range(count)]
+        index += count
+        with open(folder / name, "wb") as f:
+            pickle.dump({"data": images.reshape(count, 3072), "labels": labels}, f)
+        written[name] = (images, labels)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": [f"class{k}" for k in range(10)]}, f)
+    return written
+
+
+def test_cifar10_loads_real_format_files(tmp_path, monkeypatch):
+    written = write_cifar(tmp_path)
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", exists_only)  # tiny files, other md5s
+    dataset = simclr.create("dataset", "cifar10", root=str(tmp_path))
+    train_images, train_labels = split_tensors(dataset.pretrain_split())
+    expected = np.concatenate([written[f"data_batch_{k}"][0] for k in range(1, 6)])
+    assert torch.equal(train_images, torch.from_numpy(expected))
+    assert train_labels.tolist() == sum((written[f"data_batch_{k}"][1] for k in range(1, 6)), [])
+    test_images, test_labels = split_tensors(dataset.eval_splits()[1])
+    assert torch.equal(test_images, torch.from_numpy(written["test_batch"][0]))
+    assert torch.equal(dataset.pretrain_tensor(), train_images)
+    assert dataset.class_names[3] == "class3" and dataset.image_size == 32
+    assert dataset.augment_defaults() == {"jitter_strength": 0.5, "blur": False}
+    mean, std = float_stats(train_images)
+    assert dataset.mean == pytest.approx(mean.tolist(), abs=1e-9)
+
+
+def test_cifar10_missing_or_corrupted_files_are_user_errors(tmp_path):
+    with pytest.raises(simclr.UserError) as missing:
+        simclr.create("dataset", "cifar10", root=str(tmp_path))
+    message = str(missing.value)
+    assert str(tmp_path / "cifar-10-batches-py") in message and "data_batch_1" in message
+    assert "download: true" in message and "cifar-10-python.tar.gz" in message
+    write_cifar(tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "test_batch").unlink()
+    with pytest.raises(simclr.UserError, match=r"missing: test_batch\)"):
+        simclr.create("dataset", "cifar10", root=str(tmp_path))
+    (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"")
+    with pytest.raises(simclr.UserError, match="md5"):  # the real integrity check rejects the tiny files
+        simclr.create("dataset", "cifar10", root=str(tmp_path))
+
+
+STL_COUNTS = {"train": 3, "test": 2, "unlabeled": 4}
+
+
+def write_stl10(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
+    """STL-10's binary files: images column-major per channel, labels 1..10 as bytes."""
+    folder = root / "stl10_binary"
+    folder.mkdir(parents=True)
+    written, index = {}, 0
+    for split, count in STL_COUNTS.items():
+        images = np.stack([pattern(index + i, 96) for i in range(count)])
+        index += count
+        stored = np.ascontiguousarray(images.transpose(0, 1, 3, 2))  # STL-10 stores columns first
+        (folder / f"{split}_X.bin").write_bytes(stored.tobytes())
+        labels = None
+        if split != "unlabeled":
+            labels = (np.arange(count) * 3 + len(written)) % 10
+            (folder / f"{split}_y.bin").write_bytes((labels + 1).astype(np.uint8).tobytes())
+        written[split] = (images, labels)
+    (folder / "class_names.txt").write_text("\n".join(f"stl{k}" for k in range(10)) + "\n")
+    return written
+
+
+@pytest.mark.parametrize("pretrain_on_train", [False, True])
+def test_stl10_loads_real_format_files(tmp_path, monkeypatch, pretrain_on_train):
+    written = write_stl10(tmp_path)
+    monkeypatch.setattr(torchvision.datasets.stl10, "check_integrity", exists_only)  # tiny files, other md5s
+    dataset = simclr.create("dataset", "stl10", root=str(tmp_path), pretrain_on_train=pretrain_on_train)
+    train, test = dataset.eval_splits()
+    for split, (images, labels) in ((train, written["train"]), (test, written["test"])):
+        got_images, got_labels = split_tensors(split)
+        assert torch.equal(got_images, torch.from_numpy(images)) and got_labels.tolist() == labels.tolist()
+    pretrain_images, pretrain_labels = split_tensors(dataset.pretrain_split())
+    expected = [written["unlabeled"][0]] + ([written["train"][0]] if pretrain_on_train else [])
+    assert torch.equal(pretrain_images, torch.from_numpy(np.concatenate(expected)))
+    assert torch.equal(dataset.pretrain_tensor(), pretrain_images)
+    assert pretrain_labels[:4].tolist() == [-1] * 4
+    assert dataset.class_names[0] == "stl0" and dataset.image_size == 96
+    assert dataset.augment_defaults() == {"jitter_strength": 1.0, "blur": True}
+    mean, _ = float_stats(torch.from_numpy(written["train"][0]))
+    assert dataset.mean == pytest.approx(mean.tolist(), abs=1e-9)
+
+
+def test_stl10_missing_or_corrupted_files_are_user_errors(tmp_path):
+    with pytest.raises(simclr.UserError) as missing:
+        simclr.create("dataset", "stl10", root=str(tmp_path))
+    message = str(missing.value)
+    assert str(tmp_path / "stl10_binary") in message and "unlabeled_X.bin" in message
+    assert "download: true" in message and "stl10_binary.tar.gz" in message
+    write_stl10(tmp_path)
+    with pytest.raises(simclr.UserError, match="md5"):
+        simclr.create("dataset", "stl10", root=str(tmp_path))
+
+
+def test_every_builtin_dataset_is_registered():
+    assert {"cifar10", "stl10", "image_folder", "digits", "synthetic"} <= set(simclr.names("dataset"))

@@ -1,1 +1,36 @@
-"""Built-in backbones plugin."""
+"""Built-in backbones plugin: resnet18, resnet50, small_resnet.
+
+Each factory imports its network when called, so that loading the plugin does not import torchvision.
+"""
+
+import simclr
+from torch import nn
+
+from .params import ResNetParams, SmallResNetParams
+
+
+def build_resnet18(params: ResNetParams, image_size: int) -> nn.Module:
+    from .resnet import resnet
+
+    return resnet(18, params, image_size)
+
+
+def build_resnet50(params: ResNetParams, image_size: int) -> nn.Module:
+    from .resnet import resnet
+
+    return resnet(50, params, image_size)
+
+
+def build_small_resnet(params: SmallResNetParams, image_size: int) -> nn.Module:
+    from .small_resnet import small_resnet
+
+    return small_resnet(params, image_size)
+
+
+@simclr.hookimpl
+def simclr_register_backbones(registry):
+    registry.add("resnet18", build_resnet18, ResNetParams, "torchvision ResNet-18 without fc (512 features)")
+    registry.add("resnet50", build_resnet50, ResNetParams, "torchvision ResNet-50 without fc (2048 features)")
+    registry.add(
+        "small_resnet", build_small_resnet, SmallResNetParams, "narrow 3-stage ResNet for small images on CPU"
+    )

@@ -88,6 +88,8 @@ def step_worker(rank: int, world_size: int, port: int, out: Path) -> None:
         trainer = Trainer(step_experiment(loss), out / loss, show_progress=False)
         results[loss] = one_step(trainer, view1[rows], view2[rows])
         results[loss]["global_bn_layers"] = sum(isinstance(m, GlobalBatchNorm) for m in trainer.model.modules())
+    signals = {"signal": "SIGINT" if rank == 1 else None}  # only rank 1 got the signal
+    results["stop"] = [trainer._stop_requested(signals, logged=False), trainer._stop_requested(signals, logged=True)]
     torch.rand(3 + rank, generator=trainer.stream.generator)  # as if views had been drawn
     trainer._start()
     trainer.save()
@@ -137,6 +139,17 @@ def test_each_rank_resumes_its_own_view_stream(two_rank_step):
         assert torch.equal(result["stream_resumed"], result["stream_saved"])
 
 
+@pytest.mark.slow
+def test_ranks_agree_to_stop_at_a_logged_step(two_rank_step):
+    _, ranks = two_rank_step
+    assert [result["stop"] for result in ranks] == [[False, True], [False, True]]
+
+
+def test_nproc_under_torchrun_is_refused(tmp_path):
+    result = run_simclr("train", "exp.yaml", "--nproc", "2", cwd=tmp_path, env={"LOCAL_RANK": "0"})
+    assert result.returncode == 2 and "leave --nproc out" in result.stderr
+
+
 def test_convert_global_batchnorm_keeps_parameters_and_buffers():
     model = torch.nn.Sequential(
         torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Sequential(torch.nn.BatchNorm1d(4))
@@ -177,7 +190,14 @@ QUICK = {
     "loss": {"name": "nt_xent", "temperature": 0.5},
     "optimizer": {"name": "adam", "lr": 0.001},
     "schedule": {"warmup_epochs": 0},
-    "train": {"epochs": 1, "device": "cpu", "log_every": 1, "max_steps_per_epoch": 3, "seed": 2},
+    "train": {
+        "epochs": 1,
+        "device": "cpu",
+        "log_every": 1,
+        "max_steps_per_epoch": 3,
+        "seed": 2,
+        "callbacks": [{"name": "metrics_jsonl"}],
+    },
     "eval": {
         "after_train": True,
         "labels_per_class": [1],
@@ -208,7 +228,8 @@ def test_two_rank_run_resumes_in_one_process(tmp_path):
     single = Trainer(experiment, run, resume=True, show_progress=False)
     assert torch.equal(single.stream.generator.get_state(), streams[0])
 
-    result = run_simclr("train", "--resume", str(run), "--set", "train.epochs=2", "--no-progress", cwd=tmp_path)
+    resume = ["--resume", str(run), "--set", "train.epochs=2", "--set", "eval.after_train=false", "--no-progress"]
+    result = run_simclr("train", *resume, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert load_checkpoint(run)["global_step"] == 6
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rich.table import Table
+
 from simclr import config
 from simclr.cli.config_cmd import add_set_argument
 from simclr.cli.output import out, print_json

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-import simclr
 from rich.table import Table
+
+import simclr
 from simclr.cli.output import out, print_json
 
 

@@ -14,13 +14,14 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch.utils.data import TensorDataset
+from torch.utils.flop_counter import FlopCounterMode
+
 from simclr.data import ImageDataset
 from simclr.errors import UserError
 from simclr.runtime import Runtime, make_runtime, seed_everything
 from simclr.schema import Experiment
 from simclr.views import BatchedViews, resolve_views
-from torch.utils.data import TensorDataset
-from torch.utils.flop_counter import FlopCounterMode
 
 
 class RandomImages(ImageDataset):

@@ -12,6 +12,7 @@ from typing import Any, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
+
 from simclr.errors import ConfigError, ConfigIssue, SimCLRError
 from simclr.schema import ComponentSection, Experiment
 

@@ -14,12 +14,13 @@ import logging
 from collections.abc import Iterator
 
 import torch
+from torch.utils.data import DataLoader, DistributedSampler
+
 from simclr.data import ImageDataset
 from simclr.errors import UserError
 from simclr.runtime import Runtime
 from simclr.schema import DataConfig
 from simclr.views import BatchedViews, CPUViews, TwoViewDataset, resolve_views
-from torch.utils.data import DataLoader, DistributedSampler
 
 log = logging.getLogger("simclr")
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
+
 from simclr import hookspecs
 from simclr.errors import SimCLRError
 from simclr.registry import KINDS, Component, Provider, Registrar, Registry

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+
 from simclr.errors import ConfigError, ConfigIssue, PluginError
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
 from simclr.errors import UserError
 from simclr.schema import TrainConfig
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 import yaml
+from torch import nn
+
 from simclr import config as config_module
 from simclr.checkpoint import load_checkpoint, save_checkpoint
 from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm
@@ -28,7 +30,6 @@ from simclr.rundir import CONFIG_FILE, check_new_run_dir, create_run_dir, last_c
 from simclr.runtime import Runtime, make_runtime, seed_everything, shutdown
 from simclr.schedule import LRSchedule, batch_scale
 from simclr.schema import Experiment
-from torch import nn
 
 log = logging.getLogger("simclr")
 

@@ -12,10 +12,11 @@ import itertools
 from collections.abc import Callable
 
 import pytest
-import simclr
 import torch
 import torch.nn.functional as F
 from sklearn.datasets import load_digits
+
+import simclr
 
 STEPS = 300
 WINDOW = 30

@@ -7,8 +7,9 @@ import io
 import math
 
 import pytest
-import simclr
 import torch
+
+import simclr
 from simclr.plugins.optimizers.groups import parameter_groups
 from simclr.plugins.optimizers.torch_optimizers import kernel_options
 

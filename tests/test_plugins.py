@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import simclr
 from plugin_fixtures import (
     DUPLICATE_NT_XENT,
     GOOD_LOSS,
@@ -17,6 +16,8 @@ from plugin_fixtures import (
     builtin_entry_points,
     make_distribution,
 )
+
+import simclr
 from simclr.errors import ConfigError, PluginError
 from simclr.plugin_manager import DISABLE_ENV, load_plugins
 

@@ -10,10 +10,11 @@ import sys
 import time
 
 import pytest
-import simclr
 import torch
 import yaml
 from conftest import run_simclr
+
+import simclr
 from simclr import config
 from simclr.checkpoint import load_checkpoint, save_checkpoint
 from simclr.errors import TrainingError, UserError

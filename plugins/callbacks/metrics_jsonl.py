@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 
-import simclr
 from pydantic import BaseModel, ConfigDict, Field
+
+import simclr
 
 
 class MetricsJsonlParams(BaseModel):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import simclr
 from pydantic import BaseModel, ConfigDict, Field
+
+import simclr
 
 SKIP = {"type", "epoch", "step", "seconds", "status"}
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import simclr
 from pydantic import BaseModel, ConfigDict, Field
+
+import simclr
 
 
 class TensorBoardParams(BaseModel):

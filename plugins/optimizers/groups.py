@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import simclr
 import torch
+
+import simclr
 
 
 def is_bias_or_norm(param: torch.nn.Parameter) -> bool:

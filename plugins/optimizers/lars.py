@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+
 from simclr.plugins.optimizers.groups import parameter_groups
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
 from simclr.plugins.optimizers.groups import parameter_groups
 
 Beta = Annotated[float, Field(ge=0, lt=1)]

@@ -11,7 +11,7 @@ import os
 import sys
 
 from simclr import __version__
-from simclr.cli import bench_cmd, config_cmd, eval_cmd, export_cmd, plugins_cmd, train_cmd
+from simclr.cli import bench_cmd, config_cmd, eval_cmd, export_cmd, plugins_cmd, report_cmd, sweep_cmd, train_cmd
 from simclr.cli.output import error
 from simclr.errors import SimCLRError
 
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command_modules() -> list:
-    return [train_cmd, eval_cmd, export_cmd, bench_cmd, plugins_cmd, config_cmd]
+    return [train_cmd, eval_cmd, sweep_cmd, report_cmd, export_cmd, bench_cmd, plugins_cmd, config_cmd]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,230 @@
+"""The results table of a folder of runs: one row per run directory holding an eval.json (or a failed sweep run).
+
+Each row joins the run's eval.json (accuracies in percent), its config.yaml (backbone, loss, optimizer, batch,
+epochs), its metrics.jsonl (train time = sum of the epoch records' ``seconds``; images/s = images trained on
+over that time) and, for sweep runs, its sweep.json (name, order, reported number, status).
+:func:`write_report` writes ``report.md``, ``report.csv`` and ``report.png`` (bar chart of linear top-1).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from simclr.errors import UserError
+from simclr.sweep import EVAL_FILE, SWEEP_RECORD, read_record
+
+REPORT_MD = "report.md"
+REPORT_CSV = "report.csv"
+REPORT_PNG = "report.png"
+#: the loss parameter shown in the t/m column: the first of these the loss has
+TM_PARAMS = ("temperature", "margin")
+
+
+@dataclass
+class ReportFiles:
+    markdown: Path
+    csv: Path
+    png: Path
+
+
+def _run_dirs(root: Path) -> list[Path]:
+    found = {p.parent for p in root.rglob(EVAL_FILE)}
+    found |= {p.parent for p in root.rglob(SWEEP_RECORD) if read_record(p.parent).get("status") == "failed"}
+    return list(found)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (FileNotFoundError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _epoch_records(path: Path) -> list[dict[str, Any]]:
+    """The last epoch record of each epoch in a metrics.jsonl."""
+    epochs: dict[int, dict[str, Any]] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("type") == "epoch":
+            epochs[record.get("epoch", len(epochs))] = record
+    return list(epochs.values())
+
+
+def _loss_label(loss: dict[str, Any]) -> tuple[str, Any]:
+    """(name with its word-valued params, e.g. ``nt_logistic (sample)``, the temperature or margin)."""
+    words = [str(v) for k, v in loss.items() if k != "name" and isinstance(v, str)]
+    label = str(loss.get("name", "")) + (f" ({', '.join(words)})" if words else "")
+    return label, next((loss[p] for p in TM_PARAMS if p in loss), None)
+
+
+def _row(run_dir: Path, root: Path) -> dict[str, Any]:
+    record = read_record(run_dir)
+    config = _read_yaml(run_dir / "config.yaml")
+    try:
+        result = json.loads((run_dir / EVAL_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        result = {}
+    relative = run_dir.relative_to(root).as_posix()
+    loss, tm = _loss_label(config.get("loss", {}))
+    optimizer = config.get("optimizer", {})
+    epochs = _epoch_records(run_dir / "metrics.jsonl")
+    seconds = sum(r.get("seconds", 0.0) for r in epochs)
+    images = sum(r.get("images_per_sec", 0.0) * r.get("seconds", 0.0) for r in epochs)
+    row: dict[str, Any] = {
+        "run": record.get("name") or (relative if relative != "." else run_dir.resolve().name),
+        "dir": relative,
+        "status": "finished" if result else "failed",
+        "error": "" if result else record.get("error", ""),
+        "backbone": config.get("model", {}).get("backbone", {}).get("name", ""),
+        "loss": loss,
+        "t_m": tm,
+        "optimizer": optimizer.get("name", ""),
+        "lr": optimizer.get("lr"),
+        "batch": config.get("data", {}).get("batch_size"),
+        "epochs": result.get("epoch", config.get("train", {}).get("epochs")),
+        "linear_top1": result.get("linear", {}).get("top1"),
+        "linear_top5": result.get("linear", {}).get("top5"),
+        "few_label": {k: v.get("top1") for k, v in result.get("few_label", {}).items()},
+        "knn_top1": result.get("knn", {}).get("top1"),
+        "baseline_top1": result.get("baseline", {}).get("linear", {}).get("top1"),
+        "train_seconds": seconds if epochs else None,
+        "images_per_sec": images / seconds if seconds else None,
+        "order": record.get("index", float("inf")),
+    }
+    if "reported" in record:
+        row["reported"] = record["reported"]
+    return row
+
+
+def collect(root: str | Path) -> list[dict[str, Any]]:
+    """Every run under ``root`` (recursively; ``root`` itself may be a run), in sweep order then by path."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: no such directory")
+    rows = [_row(run_dir, root) for run_dir in _run_dirs(root)]
+    if not rows:
+        raise UserError(f"{root}: no {EVAL_FILE} under it; evaluate runs with `simclr eval RUN_DIR` first")
+    return sorted(rows, key=lambda r: (str(Path(r["dir"]).parent), r["order"], r["dir"]))
+
+
+def few_label_ks(rows: list[dict[str, Any]]) -> list[str]:
+    return sorted({k for row in rows for k in row["few_label"]}, key=int)
+
+
+# ---- presentation ----------------------------------------------------------------------------------------
+def _number(value: Any, digits: int = 1) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """Column headers and text cells of the results table (what report.md and the terminal show)."""
+    ks = few_label_ks(rows)
+    reported = any(row.get("reported") is not None for row in rows)
+    headers = ["run", "backbone", "loss", "t/m", "optimizer", "batch", "epochs", "linear top-1"]
+    headers += ["reported top-1"] if reported else []
+    headers += ["top-5", *[f"{k}-label top-1" for k in ks], "kNN top-1", "random-init top-1"]
+    headers += ["train time", "images/s"]
+    cells = []
+    for row in rows:
+        failed = row["status"] == "failed"
+        optimizer = row["optimizer"] + (f" {row['lr']:g}" if isinstance(row["lr"], int | float) else "")
+        line = [row["run"], row["backbone"], row["loss"], "" if row["t_m"] is None else f"{row['t_m']:g}"]
+        line += [optimizer, str(row["batch"] or ""), str(row["epochs"] or "")]
+        line += ["failed" if failed else _number(row["linear_top1"])]
+        if reported:
+            line += [_number(row.get("reported")) or "–"]
+        line += [_number(row["linear_top5"]), *[_number(row["few_label"].get(k)) for k in ks]]
+        line += [_number(row["knn_top1"]), _number(row["baseline_top1"])]
+        line += [_duration(row["train_seconds"]), _number(row["images_per_sec"], 0)]
+        cells.append(line)
+    return headers, cells
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    headers, cells = table(rows)
+    right = {"t/m", "batch", "epochs", "train time", "images/s"} | {h for h in headers if "top-" in h}
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if h in right else "---" for h in headers) + "|"]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in cells]
+    failures = [f"- {row['run']} failed: {row['error'] or 'see its run directory'}" for row in rows if row["error"]]
+    return "\n".join(lines + ([""] + failures if failures else [])) + "\n"
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
+    ks = few_label_ks(rows)
+    reported = ["reported"] if any(row.get("reported") is not None for row in rows) else []
+    fields = ["run", "dir", "status", "backbone", "loss", "t_m", "optimizer", "lr", "batch", "epochs"]
+    fields += ["linear_top1", *reported, "linear_top5", *[f"few_label_{k}_top1" for k in ks], "knn_top1"]
+    fields += ["baseline_top1", "train_seconds", "images_per_sec", "error"]
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            flat = {**row, **{f"few_label_{k}_top1": row["few_label"].get(k) for k in ks}}
+            writer.writerow({key: "" if flat.get(key) is None else flat[key] for key in fields})
+
+
+def write_chart(rows: list[dict[str, Any]], path: Path) -> None:
+    """Horizontal bars of linear top-1 per run, the random-init baseline and the reported number as markers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [row["run"] for row in rows]
+    ys = list(range(len(rows)))[::-1]
+    fig, ax = plt.subplots(figsize=(9, 1.4 + 0.35 * len(rows)))
+    ax.barh(ys, [row["linear_top1"] or 0.0 for row in rows], color="tab:blue", label="linear top-1")
+    for row, y in zip(rows, ys, strict=True):
+        if row["status"] == "failed":
+            ax.text(1, y, "failed", va="center", color="tab:red")
+        elif row["linear_top1"] is not None:
+            ax.text(1, y, f"{row['linear_top1']:.1f}", va="center", color="white", fontsize="small")
+    markers = (("baseline_top1", "|", "tab:orange", "random init"), ("reported", "D", "tab:red", "reported"))
+    for key, marker, color, label in markers:
+        points = [(row[key], y) for row, y in zip(rows, ys, strict=True) if row.get(key) is not None]
+        if points:
+            xs, marked = zip(*points, strict=True)
+            ax.scatter(xs, marked, marker=marker, color=color, s=120, linewidths=3, zorder=3, label=label)
+    ax.set_yticks(ys, names)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("linear top-1 (%)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False, fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_report(root: str | Path, rows: list[dict[str, Any]] | None = None) -> ReportFiles:
+    """Write report.md, report.csv and report.png into ``root`` (from :func:`collect` unless ``rows`` given)."""
+    root = Path(root)
+    rows = collect(root) if rows is None else rows
+    files = ReportFiles(root / REPORT_MD, root / REPORT_CSV, root / REPORT_PNG)
+    files.markdown.write_text(markdown(rows))
+    write_csv(rows, files.csv)
+    write_chart(rows, files.png)
+    return files

@@ -1,0 +1,260 @@
+"""`simclr sweep` and `simclr report` end to end at tiny size: interruption and re-run, validation before any run,
+parallel subprocesses, and the report of fabricated runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+import yaml
+
+import simclr
+from simclr.cli.main import main
+from simclr.plugin_manager import plugin_system
+from simclr.sweep import child_command, load_sweep, run_parallel
+
+pytestmark = pytest.mark.slow
+
+BASE = {
+    "name": "base",
+    "data": {"dataset": {"name": "synthetic", "image_size": 16, "count": 64, "num_classes": 4}, "batch_size": 32},
+    "model": {"backbone": {"name": "small_resnet", "width": 4}, "projection": {"out_dim": 8}},
+    "loss": {"name": "nt_xent", "temperature": 0.5},
+    "optimizer": {"name": "adam", "lr": 0.001},
+    "schedule": {"warmup_epochs": 0},
+    "train": {
+        "epochs": 1,
+        "device": "cpu",
+        "log_every": 1,
+        "max_steps_per_epoch": 2,
+        "callbacks": [{"name": "metrics_jsonl"}],
+    },
+    "eval": {"labels_per_class": [1], "few_label_draws": 1, "knn_k": 3, "baseline": False, "linear": {"max_iter": 50}},
+}
+
+
+def write_sweep(folder: Path, body: str, base: dict | None = None) -> Path:
+    (folder / "base.yaml").write_text(yaml.safe_dump(base or BASE))
+    path = folder / "sweep.yaml"
+    path.write_text(body)
+    return path
+
+
+GRID = """base: base.yaml
+grid:
+  loss.temperature: [0.2, 0.5]
+  optimizer.lr: [0.001, 0.01]
+"""
+GRID_NAMES = [
+    "temperature=0.2,lr=0.001",
+    "temperature=0.2,lr=0.01",
+    "temperature=0.5,lr=0.001",
+    "temperature=0.5,lr=0.01",
+]
+
+
+class SigintInRun:
+    """Sends this process SIGINT when run ``name`` logs step 1 (as Ctrl-C would)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @simclr.hookimpl
+    def simclr_on_log(self, run, record):
+        if run.dir.name == self.name and record["step"] == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_interrupted_sweep_resumes_and_skips_what_finished(tmp_path, capsys):
+    sweep = write_sweep(tmp_path, GRID)
+    out = tmp_path / "out"
+    plugin_system().register_object(SigintInRun(GRID_NAMES[1]), "sigint-in-run-2")
+    try:
+        assert main(["sweep", str(sweep), "--out", str(out), "--no-progress"]) == 130
+    finally:
+        plugin_system().manager.unregister(name="sigint-in-run-2")
+    assert "simclr sweep" in capsys.readouterr().err
+    first, second = out / GRID_NAMES[0], out / GRID_NAMES[1]
+    assert (first / "eval.json").is_file() and json.loads((first / "sweep.json").read_text())["status"] == "trained"
+    assert (second / "checkpoints" / "last.pt").is_file() and not (second / "eval.json").exists()
+    assert not (out / GRID_NAMES[2]).exists() and not (out / GRID_NAMES[3]).exists()
+    untouched = {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (first / "eval.json", first / "metrics.jsonl")}
+    second_started = (second / "config.yaml").stat().st_mtime_ns
+
+    # again, asking for parallel GPUs on this CPU-only machine: it says so and runs one after another
+    assert main(["sweep", str(sweep), "--out", str(out), "--no-progress", "--parallel-gpus", "2"]) == 0
+    assert "no GPU is visible" in capsys.readouterr().err
+    for path, (mtime, content) in untouched.items():
+        assert path.stat().st_mtime_ns == mtime and path.read_bytes() == content, f"{path} was redone"
+    assert (second / "config.yaml").stat().st_mtime_ns == second_started  # resumed in place, not restarted
+    records = [json.loads(line) for line in (second / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if r["type"] == "step"] == [1, 2]  # step 1 was not trained twice
+    report = (out / "report.md").read_text().splitlines()
+    assert len(report) == 2 + 4
+    assert [line.split(" | ")[0].lstrip("| ") for line in report[2:]] == GRID_NAMES
+    assert ["temperature=0.5,lr=0.01", "small_resnet", "nt_xent", "0.5", "adam 0.01"] == report[5].strip("| ").split(
+        " | "
+    )[:5]
+    with open(out / "report.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == 4
+
+    # a changed setting under an existing run directory is refused before anything runs
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump({**BASE, "data": {**BASE["data"], "batch_size": 16}}))
+    assert main(["sweep", str(sweep), "--out", str(out)]) == 2
+    message = capsys.readouterr().err
+    assert "started with another configuration" in message and "data.batch_size" in message
+
+
+def test_a_typo_in_the_last_combination_fails_before_any_run(tmp_path, capsys):
+    body = """base: base.yaml
+runs:
+  - name: a
+    set: [loss.temperature=0.1]
+  - name: b
+    set: [optimizer.lr=0.01]
+  - name: c
+    set:
+      - loss.temperatur=0.5
+"""
+    sweep = write_sweep(tmp_path, body)
+    out = tmp_path / "out"
+    assert main(["sweep", str(sweep), "--out", str(out)]) == 2
+    message = capsys.readouterr().err
+    assert f"{sweep}:9 (run c): loss.temperatur: unknown key" in message
+    assert not out.exists()
+
+
+def test_sweep_file_errors_point_at_their_line(tmp_path, capsys):
+    body = """base: base.yaml
+grid:
+  loss.temperature: [0.5, -1]
+epochs: 3
+"""
+    sweep = write_sweep(tmp_path, body)
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "out")]) == 2
+    assert f"{sweep}:4: epochs: unknown key" in capsys.readouterr().err
+    sweep.write_text(body.replace("epochs: 3\n", ""))
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "out")]) == 2
+    assert f"{sweep}:3 (run temperature=-1): loss.temperature:" in capsys.readouterr().err
+    sweep.write_text("base: base.yaml\nruns:\n  - {name: a}\n  - {name: a}\ngrid: {loss.temperature: [1]}\n")
+    assert main(["sweep", str(sweep)]) == 2
+    assert "either grid" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_process_per_gpu(tmp_path):
+    """The --parallel-gpus path, with two pretend GPUs: each child sees CUDA_VISIBLE_DEVICES=<its GPU>, which on
+    this CPU-only machine means no GPU, so it trains on the CPU."""
+    sweep = load_sweep(write_sweep(tmp_path, GRID.replace("[0.001, 0.01]", "[0.001]")), out=tmp_path / "out")
+    states = run_parallel(
+        sweep, sweep.combinations, ["0", "1"], lambda combo: child_command(sweep, combo, []), poll_seconds=0.2
+    )
+    assert states == {"temperature=0.2,lr=0.001": "finished", "temperature=0.5,lr=0.001": "finished"}
+    for combo in sweep.combinations:
+        assert (combo.run_dir / "eval.json").is_file()
+        assert "evaluating" in (tmp_path / "out" / "logs" / f"{combo.name}.log").read_text()
+
+
+# ---- simclr report on fabricated runs ------------------------------------------------------------------------
+def fake_run(folder: Path, config: dict, result: dict | None, epochs: list[tuple[float, float]], record=None):
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    if result is not None:
+        (folder / "eval.json").write_text(json.dumps(result))
+    lines = [{"type": "step", "epoch": 0, "step": 1, "loss": 1.0, "images_per_sec": 5.0}]
+    lines += [{"type": "epoch", "epoch": i, "images_per_sec": s, "seconds": t} for i, (s, t) in enumerate(epochs)]
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    if record is not None:
+        (folder / "sweep.json").write_text(json.dumps(record))
+
+
+def config_of(backbone: str, loss: dict, optimizer: dict, batch: int = 128, epochs: int = 80) -> dict:
+    return {
+        "data": {"batch_size": batch},
+        "model": {"backbone": {"name": backbone}},
+        "loss": loss,
+        "optimizer": optimizer,
+        "train": {"epochs": epochs},
+    }
+
+
+def result_of(top1: float, few: dict[str, float], knn: float, baseline: float | None = None) -> dict:
+    result = {
+        "epoch": 80,
+        "linear": {"top1": top1, "top5": 99.0},
+        "few_label": {k: {"top1": v, "std": 1.0} for k, v in few.items()},
+        "knn": {"k": 200, "top1": knn},
+    }
+    if baseline is not None:
+        result["baseline"] = {"linear": {"top1": baseline}}
+    return result
+
+
+def test_report_of_fabricated_runs(tmp_path, capsys):
+    root = tmp_path / "study"
+    triplet = {"name": "margin_triplet", "margin": 0.8, "miner": "semi_hard"}
+    fake_run(
+        root / "b",
+        config_of("resnet50", triplet, {"name": "adam", "lr": 0.0003}),
+        result_of(73.25, {"1": 20.0, "10": 50.0}, 70.0, baseline=30.0),
+        [(100.0, 10.0), (300.0, 30.0)],
+        {"name": "r50_triplet_sh", "index": 1, "reported": 73.5, "status": "trained"},
+    )
+    fake_run(
+        root / "a",
+        config_of("resnet18", {"name": "nt_logistic", "temperature": 0.2, "balance": "weight"}, {"name": "lars"}),
+        result_of(66.0, {"5": 40.0}, 60.0),
+        [(50.0, 60.0)],
+        {"name": "r18_logistic", "index": 0, "reported": 66.5, "status": "trained"},
+    )
+    fake_run(
+        root / "c",
+        config_of("resnet50", {"name": "nt_xent", "temperature": 0.5}, {"name": "lars", "lr": 0.075}),
+        None,
+        [],
+        {"name": "r50_lars", "index": 2, "reported": None, "status": "failed", "error": "the loss became NaN"},
+    )
+    fake_run(
+        root / "extra" / "mine",
+        config_of("resnet18", {"name": "nt_xent"}, {"name": "sgd"}),
+        result_of(10.0, {}, 5.0),
+        [(1.0, 1.0)],
+    )
+    assert main(["report", str(root)]) == 0
+    printed = capsys.readouterr()
+    assert "r50_triplet_sh" in printed.out and "r50_lars failed: the loss became NaN" in printed.err
+
+    lines = (root / "report.md").read_text().splitlines()
+    assert lines[0] == (
+        "| run | backbone | loss | t/m | optimizer | batch | epochs | linear top-1 | reported top-1 | top-5 | "
+        "1-label top-1 | 5-label top-1 | 10-label top-1 | kNN top-1 | random-init top-1 | train time | images/s |"
+    )
+    # sweep rows in sweep order, then the loose run; train time 10+30 s; images/s (100*10+300*30)/40 = 250
+    assert (
+        lines[2] == "| r18_logistic | resnet18 | nt_logistic (weight) | 0.2 | lars | 128 | 80 | 66.0 | 66.5 | "
+        "99.0 |  | 40.0 |  | 60.0 |  | 1 min 00 s | 50 |"
+    )
+    assert (
+        lines[3] == "| r50_triplet_sh | resnet50 | margin_triplet (semi_hard) | 0.8 | adam 0.0003 | 128 | 80 | "
+        "73.2 | 73.5 | 99.0 | 20.0 |  | 50.0 | 70.0 | 30.0 | 40 s | 250 |"
+    )
+    assert lines[4].startswith("| r50_lars | resnet50 | nt_xent | 0.5 | lars 0.075 | 128 | 80 | failed | – |")
+    assert lines[5].startswith("| extra/mine | resnet18 | nt_xent |  | sgd | 128 | 80 | 10.0 |")
+    assert lines[7] == "- r50_lars failed: the loss became NaN"
+
+    with open(root / "report.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["run"] for r in rows] == ["r18_logistic", "r50_triplet_sh", "r50_lars", "extra/mine"]
+    assert float(rows[1]["train_seconds"]) == 40.0 and float(rows[1]["images_per_sec"]) == 250.0
+    assert rows[1]["few_label_1_top1"] == "20.0" and rows[1]["few_label_5_top1"] == ""
+    assert rows[2]["status"] == "failed" and rows[2]["linear_top1"] == "" and rows[2]["reported"] == ""
+    assert (root / "report.png").stat().st_size > 1000
+
+
+def test_report_of_a_folder_without_results_exits_2(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no eval.json" in capsys.readouterr().err

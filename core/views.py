@@ -253,17 +253,19 @@ class BatchedViews:
         )
 
     def apply(self, images: torch.Tensor, params: ViewParams) -> torch.Tensor:
-        """Make the views of ``images`` (uint8 [B, 3, S, S]) with the given parameters."""
+        """Make the views of ``images`` (uint8 [B, 3, S, S]) with the given parameters, in float32 even when
+        called under autocast."""
         const = self._const(images.device)
         s = self.settings
-        x = self._crop(images.float().div_(255), params)
-        if s.jitter_p > 0 and s.jitter_strength > 0:
-            x = self._jitter(x, params, const)
-        if s.grayscale_p > 0:
-            x = _mix(torch.where(params.gray.view(-1, 1, 1), const.to_gray, const.eye), x)
-        if s.blur and s.blur_p > 0:
-            x = self._blur(x, params, const)
-        return x.sub_(const.mean).div_(const.std)
+        with torch.autocast(images.device.type, enabled=False):
+            x = self._crop(images.float().div_(255), params)
+            if s.jitter_p > 0 and s.jitter_strength > 0:
+                x = self._jitter(x, params, const)
+            if s.grayscale_p > 0:
+                x = _mix(torch.where(params.gray.view(-1, 1, 1), const.to_gray, const.eye), x)
+            if s.blur and s.blur_p > 0:
+                x = self._blur(x, params, const)
+            return x.sub_(const.mean).div_(const.std)
 
     @staticmethod
     def _crop(x: torch.Tensor, params: ViewParams) -> torch.Tensor:

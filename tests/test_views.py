@@ -226,6 +226,9 @@ def test_output_dtype_shape_and_range():
     images = random_images(64, 32)
     views = BatchedViews(settings(32))(images, torch.Generator().manual_seed(0))
     assert views.dtype == torch.float32 and views.shape == images.shape
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        autocast_views = BatchedViews(settings(32))(images, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(autocast_views, views, rtol=0, atol=0)
     pixels = unnormalize(views)
     assert pixels.min() >= -1e-5 and pixels.max() <= 1 + 1e-5
 

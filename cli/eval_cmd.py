@@ -135,8 +135,11 @@ def print_report(result: dict[str, Any]) -> None:
             cells += [_cell(baseline, path, spread), f"{gain:+.2f}"]
         table.add_row(*cells)
     out.print(table)
+    from simclr.evaluate import EVAL_FILE, resolve_target
+
+    written = resolve_target(Path(result["checkpoint"]))[1] / EVAL_FILE
     err.print(
         f"checkpoint {result['checkpoint']} · {result['num_train']} train / {result['num_test']} test images · "
-        f"{result['seconds']:.1f} s",
+        f"{result['seconds']:.1f} s · wrote {written}",
         highlight=False,
     )

@@ -193,6 +193,8 @@ def evaluate_run(
     checkpoint, out_dir = resolve_target(target)
     torch_device = resolve_eval_device(device)
     state = load_checkpoint(checkpoint, map_location="cpu")
+    if not os.access(out_dir, os.W_OK):
+        raise UserError(f"cannot write {EVAL_FILE} into {out_dir}; copy the checkpoint into a writable folder")
     experiment = _experiment(state, checkpoint, dataset, overrides)
     cfg = _eval_config(
         experiment.eval,
@@ -207,7 +209,7 @@ def evaluate_run(
     train_split, test_split = _splits(data, experiment.data.dataset.name)
     image_size = state.get("image_size", data.image_size)
     stat = checkpoint.stat()
-    common = {"dataset": experiment.data.dataset.model_dump(mode="json"), "image_size": data.image_size}
+    common = {"dataset": experiment.data.dataset.model_dump(mode="json"), "image_size": image_size}
     cache_dir = out_dir / FEATURES_DIR if cache else None
 
     def features_of(backbone: nn.Module, label: str) -> FeatureSet:
@@ -258,7 +260,8 @@ def evaluate_run(
         **_probe_all(pretrained, cfg, seed, torch_device),
     }
     if cfg.baseline:
-        baseline_key = {**common, "model": "baseline", "seed": seed, "architecture": experiment.model.model_dump()}
+        architecture = experiment.model.model_dump(mode="json")
+        baseline_key = {**common, "model": "baseline", "seed": seed, "architecture": architecture}
         random_init = cached_features(
             cache_dir, baseline_key, lambda: features_of(_build_backbone(experiment, image_size, None), "random-init")
         )

@@ -19,7 +19,6 @@ from simclr.errors import UserError
 from simclr.evaluate import EVAL_FILE, evaluate_run, extract_features, knn_monitor
 from simclr.export import export_backbone
 from simclr.features import FeatureSet, cached_features
-from simclr.probes import knn_probe
 from simclr.trainer import Trainer, build_model
 from simclr.views import normalize
 
@@ -198,20 +197,17 @@ def test_extract_features_is_the_plain_forward_in_eval_mode(trained_run):
     assert labels.tolist() == [test[i][1] for i in range(len(test))]
 
 
-def test_knn_monitor_equals_the_knn_probe_and_keeps_the_mode(trained_run):
-    state = load_checkpoint(trained_run)
+def test_knn_monitor_equals_the_evaluations_knn_and_keeps_the_mode(evaluated):
+    run, result = evaluated
+    state = load_checkpoint(run)
     experiment = experiment_from_dict(state["config"])
     dataset = experiment.data.dataset.build()
     model = build_model(experiment, dataset.image_size)
     model.load_state_dict(state["model"])
     model.train()
-    top1 = knn_monitor(model, dataset, "cpu", k=20, temperature=0.1, batch_size=100)
+    top1 = knn_monitor(model, dataset, "cpu", k=20, temperature=0.1, batch_size=256)
     assert model.training
-    train, test = dataset.eval_splits()
-    args = (dataset.mean, dataset.std, "cpu", 256)
-    train_x, train_y = extract_features(model.backbone, train, *args, progress=False)
-    test_x, test_y = extract_features(model.backbone, test, *args, progress=False)
-    assert top1 == pytest.approx(knn_probe(train_x, train_y, test_x, test_y, k=20, temperature=0.1)["top1"])
+    assert result["knn"]["k"] == 20 and top1 == pytest.approx(result["knn"]["top1"])
 
 
 # ---- export ------------------------------------------------------------------------------------------------

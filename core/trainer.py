@@ -166,6 +166,7 @@ class Trainer:
             "config": config_module.resolved_dict(self.experiment),
             "device": str(self.runtime.device),
             "feature_dim": self.model.feature_dim,
+            "image_size": self.dataset.image_size,
             "last_finite_loss": self.last_finite_loss,
             "torch_version": str(torch.__version__),
         }

@@ -193,9 +193,7 @@ class BatchedViews:
         """uint8 [B, 3, S, S] -> normalised float32 [B, 3, S, S], one view per image."""
         return self.apply(images, self.sample_params(len(images), generator, images.device))
 
-    def pair(
-        self, images: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def pair(self, images: torch.Tensor, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Two independent views of every image, made in one pass over a doubled batch."""
         return self(torch.cat([images, images]), generator).chunk(2)
 

@@ -129,14 +129,9 @@ def test_bad_dataset_defaults_are_a_plugin_error():
         resolve_views(AugmentConfig(), _Defaults(32, {"crop_scale": (0.9, 0.1)}))
 
 
-@pytest.mark.parametrize(
-    ("size", "fraction", "kernel"), [(96, 0.1, 9), (224, 0.1, 23), (32, 0.1, 3), (64, 0.25, 17)]
-)
+@pytest.mark.parametrize(("size", "fraction", "kernel"), [(96, 0.1, 9), (224, 0.1, 23), (32, 0.1, 3), (64, 0.25, 17)])
 def test_blur_kernel_is_odd_and_about_a_tenth_of_the_image(size, fraction, kernel):
-    assert (
-        resolve_views(AugmentConfig(blur_kernel_fraction=fraction), _Defaults(size, {})).blur_kernel_size
-        == kernel
-    )
+    assert resolve_views(AugmentConfig(blur_kernel_fraction=fraction), _Defaults(size, {})).blur_kernel_size == kernel
 
 
 def test_jitter_ranges_follow_the_paper():
@@ -153,15 +148,9 @@ def test_crop_matches_torchvision_resized_crop_inside_the_box():
     boxes = torch.tensor([[0, 0, 32, 32], [3, 5, 10, 12], [8, 1, 24, 30], [0, 10, 17, 22]])
     flip = torch.tensor([False, False, True, True])
     params = fixed_params(4, box=boxes.float() / size, flip=flip)
-    views = unnormalize(
-        BatchedViews(settings(size, jitter_p=0.0, grayscale_p=0.0, blur=False)).apply(images, params)
-    )
-    for view, (left, top, width, height), flipped, image in zip(
-        views, boxes.tolist(), flip, images, strict=True
-    ):
-        expected = TF.resized_crop(
-            image.float() / 255, top, left, height, width, [size, size], antialias=False
-        )
+    views = unnormalize(BatchedViews(settings(size, jitter_p=0.0, grayscale_p=0.0, blur=False)).apply(images, params))
+    for view, (left, top, width, height), flipped, image in zip(views, boxes.tolist(), flip, images, strict=True):
+        expected = TF.resized_crop(image.float() / 255, top, left, height, width, [size, size], antialias=False)
         if flipped:
             expected = expected.flip(-1)
         # the batched crop is a continuous box: its outermost output pixels may blend in the pixel just
@@ -239,9 +228,7 @@ def test_two_views_of_an_image_differ_and_parameters_differ_across_the_batch():
     first, second = views.pair(images, torch.Generator().manual_seed(0))
     assert first.shape == second.shape == (64, 3, 32, 32)
     assert ((first - second).abs().flatten(1).amax(dim=1) > 0.1).all()
-    assert (
-        len({tuple(view.flatten()[:50].tolist()) for view in first}) == 64
-    )  # same image, 64 different views
+    assert len({tuple(view.flatten()[:50].tolist()) for view in first}) == 64  # same image, 64 different views
     params = views.sample_params(256, torch.Generator().manual_seed(0))
     assert len(set(params.box[:, 2].tolist())) == 256
     assert len(set(params.sigma.tolist())) == 256
@@ -274,12 +261,7 @@ def test_crop_boxes_follow_torchvision_get_params():
     s = settings(32, crop_scale=(0.08, 1.0), crop_ratio=(3 / 4, 4 / 3))
     params = BatchedViews(s).sample_params(4000, torch.Generator().manual_seed(0))
     x0, y0, width, height = params.box.unbind(1)
-    assert (
-        (x0 >= 0).all()
-        and (y0 >= 0).all()
-        and (x0 + width <= 1 + 1e-6).all()
-        and (y0 + height <= 1 + 1e-6).all()
-    )
+    assert (x0 >= 0).all() and (y0 >= 0).all() and (x0 + width <= 1 + 1e-6).all() and (y0 + height <= 1 + 1e-6).all()
     aspect = width / height
     assert (aspect >= 3 / 4 - 1e-4).all() and (aspect <= 4 / 3 + 1e-4).all()
     torch.manual_seed(0)
@@ -364,9 +346,7 @@ def test_batched_and_cpu_paths_agree_on_crop_area_flip_and_grayscale():
 def test_batched_and_cpu_paths_agree_on_colour_jitter_statistics():
     s = settings(16, crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), flip_p=0.0, grayscale_p=0.0, blur=False)
     s = replace(s, jitter_p=1.0, jitter_strength=0.5)
-    smooth = torch.stack(
-        torch.meshgrid(torch.linspace(40, 200, 16), torch.linspace(60, 180, 16), indexing="ij")
-    )
+    smooth = torch.stack(torch.meshgrid(torch.linspace(40, 200, 16), torch.linspace(60, 180, 16), indexing="ij"))
     image = torch.cat([smooth, smooth[:1].flip(-1)]).round().to(torch.uint8)
     count = 400  # torchvision's ColorJitter takes milliseconds per image
     images = image.expand(count, -1, -1, -1)

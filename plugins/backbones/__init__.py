@@ -3,8 +3,9 @@
 Each factory imports its network when called, so that loading the plugin does not import torchvision.
 """
 
-import simclr
 from torch import nn
+
+import simclr
 
 from .params import ResNetParams, SmallResNetParams
 
@@ -31,6 +32,4 @@ def build_small_resnet(params: SmallResNetParams, image_size: int) -> nn.Module:
 def simclr_register_backbones(registry):
     registry.add("resnet18", build_resnet18, ResNetParams, "torchvision ResNet-18 without fc (512 features)")
     registry.add("resnet50", build_resnet50, ResNetParams, "torchvision ResNet-50 without fc (2048 features)")
-    registry.add(
-        "small_resnet", build_small_resnet, SmallResNetParams, "narrow 3-stage ResNet for small images on CPU"
-    )
+    registry.add("small_resnet", build_small_resnet, SmallResNetParams, "narrow 3-stage ResNet for small images on CPU")

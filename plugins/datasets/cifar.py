@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 import torchvision
-from simclr.data import ImageDataset
 from torch.utils.data import Dataset
+
+from simclr.data import ImageDataset
 
 from .files import load, require_files
 from .params import CIFAR10Params
@@ -20,9 +21,7 @@ FILES = [name for name, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.
 
 def _split(root: Path, train: bool, download: bool) -> tuple[TensorSplit, list[str]]:
     folder = root / CIFAR10.base_folder
-    data = load(
-        "CIFAR-10", folder, CIFAR10.url, download, lambda: CIFAR10(str(root), train, download=download)
-    )
+    data = load("CIFAR-10", folder, CIFAR10.url, download, lambda: CIFAR10(str(root), train, download=download))
     images = torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous()
     return TensorSplit(images, torch.tensor(data.targets)), list(data.classes)
 

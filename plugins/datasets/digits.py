@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from simclr.data import ImageDataset
 from torch.utils.data import Dataset
+
+from simclr.data import ImageDataset
 
 from .params import DigitsParams
 from .splits import TensorSplit, channel_stats

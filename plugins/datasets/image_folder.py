@@ -10,11 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import simclr
 import torch
 from PIL import Image, ImageOps
-from simclr.data import ImageDataset
 from torch.utils.data import Dataset
+
+import simclr
+from simclr.data import ImageDataset
 
 from .params import ImageFolderParams
 from .splits import TensorSplit, channel_stats
@@ -72,9 +73,7 @@ class _Reader:
         return TensorSplit(images, torch.tensor([labels[i] for i in kept], dtype=torch.int64))
 
 
-def _labelled(
-    folder: Path, class_names: list[str] | None
-) -> tuple[list[Path], list[int], list[str], list[Path]]:
+def _labelled(folder: Path, class_names: list[str] | None) -> tuple[list[Path], list[int], list[str], list[Path]]:
     """Files of a class-per-subfolder folder with their labels; the class names; files outside any class."""
     _check_folder(folder)
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -116,8 +115,7 @@ class ImageFolderDataset(ImageDataset):
         if reader.skipped:
             examples = ", ".join(str(p) for p in reader.skipped[:3])
             log.warning(
-                "image_folder: skipped %d files that are not readable images or lie outside a class folder "
-                "(e.g. %s)",
+                "image_folder: skipped %d files that are not readable images or lie outside a class folder (e.g. %s)",
                 len(reader.skipped),
                 examples,
             )

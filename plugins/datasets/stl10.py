@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 import torchvision
-from simclr.data import ImageDataset
 from torch.utils.data import ConcatDataset, Dataset
+
+from simclr.data import ImageDataset
 
 from .files import load, require_files
 from .params import STL10Params

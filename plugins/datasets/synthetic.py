@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
-from simclr.data import ImageDataset
 from torch.utils.data import Dataset
+
+from simclr.data import ImageDataset
 
 from .params import SyntheticParams
 from .splits import TensorSplit, channel_stats

@@ -152,7 +152,7 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     for row in rows:
         failed = row["status"] == "failed"
         optimizer = row["optimizer"] + (f" {row['lr']:g}" if isinstance(row["lr"], int | float) else "")
-        line = [row["run"], row["backbone"], row["loss"], "" if row["t_m"] is None else f"{row['t_m']:g}"]
+        line = [row["run"], row["backbone"], row["loss"], "" if row["t_m"] is None else str(row["t_m"])]
         line += [optimizer, str(row["batch"] or ""), str(row["epochs"] or "")]
         line += ["failed" if failed else _number(row["linear_top1"])]
         if reported:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,6 +16,9 @@ SKIP = {"type", "epoch", "step", "seconds", "status"}
 class PlotsParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     metrics_file: str = Field("metrics.jsonl", description="the metrics file to plot, inside the run directory")
+    min_seconds: float = Field(
+        30.0, ge=0, description="redraw at a checkpoint only if this long has passed since the last drawing"
+    )
 
 
 def read_records(path: Path) -> list[dict]:
@@ -60,15 +64,21 @@ def plot_metrics(records: list[dict], out_dir: Path) -> list[Path]:
 
 
 class Plots:
+    """Draws at checkpoints (at most every ``min_seconds``: drawing costs about a second) and at the end."""
+
     def __init__(self, params: PlotsParams):
         self.metrics_file = params.metrics_file
+        self.min_seconds = params.min_seconds
+        self.last_drawn = time.monotonic()
 
     def _draw(self, run) -> None:
         plot_metrics(read_records(run.dir / self.metrics_file), run.dir / "plots")
+        self.last_drawn = time.monotonic()
 
     @simclr.hookimpl
     def simclr_on_checkpoint_saved(self, run, path) -> None:
-        self._draw(run)
+        if time.monotonic() - self.last_drawn >= self.min_seconds:
+            self._draw(run)
 
     @simclr.hookimpl
     def simclr_on_train_end(self, run, record: dict) -> None:

@@ -144,7 +144,11 @@ def _locate(positions: Positions, path: PathKey) -> str:
     return ""
 
 
-def _issues(exc: ValidationError, prefix: PathKey, positions: Positions) -> list[ConfigIssue]:
+def validation_issues(
+    exc: ValidationError, prefix: PathKey = (), positions: Positions | None = None
+) -> list[ConfigIssue]:
+    """ConfigIssues for a pydantic error below ``prefix``, each with the source line of its node."""
+    positions = positions or {}
     issues = []
     for error in exc.errors(include_url=False):
         path = prefix + tuple(error["loc"])
@@ -212,7 +216,7 @@ def _validate_section(kind: str, raw: dict, path: PathKey, positions: Positions)
     try:
         return component.params.model_validate(params)
     except ValidationError as exc:
-        return _issues(exc, path, positions)
+        return validation_issues(exc, path, positions)
 
 
 def validate(data: dict[str, Any], positions: Positions | None = None) -> Experiment:
@@ -230,7 +234,7 @@ def validate(data: dict[str, Any], positions: Positions | None = None) -> Experi
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_issues(exc, (), positions) + issues) from None
+        raise ConfigError(validation_issues(exc, (), positions) + issues) from None
     if issues:
         raise ConfigError(issues)
     for path, section in _component_sections(experiment):

@@ -109,7 +109,9 @@ class Component:
         try:
             return self.params.model_validate(params)
         except ValidationError as exc:
-            raise ConfigError(validation_issues(exc, prefix=path)) from None
+            from simclr.config import validation_issues
+
+            raise ConfigError(validation_issues(exc, prefix=tuple(path.split(".")) if path else ())) from None
 
     def build(self, params: BaseModel, *context: Any) -> Any:
         """Call the factory with validated params and the kind's context arguments; check what it returns."""
@@ -143,19 +145,6 @@ class Component:
             "version": self.provider.version,
             "params": self.params.model_json_schema(),
         }
-
-
-def validation_issues(exc: ValidationError, prefix: str = "", source: str = "") -> list[ConfigIssue]:
-    """Turn a pydantic ValidationError into ConfigIssues with dotted paths below ``prefix``."""
-    issues = []
-    for error in exc.errors(include_url=False):
-        parts = [prefix] if prefix else []
-        parts += [str(p) for p in error["loc"]]
-        message = error["msg"]
-        if error["type"] == "extra_forbidden":
-            message = "unknown key (not a field of this section)"
-        issues.append(ConfigIssue(source, ".".join(parts), message))
-    return issues
 
 
 def suggest(name: str, choices: list[str]) -> str:

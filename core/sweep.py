@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from simclr.config import Positions, _issues, apply_overrides, dump_yaml, load_yaml, validate
+from simclr.config import Positions, apply_overrides, dump_yaml, load_yaml, validate, validation_issues
 from simclr.errors import ConfigError, ConfigIssue, SimCLRError, TrainingError, UserError
 from simclr.rundir import CONFIG_FILE, last_checkpoint
 from simclr.schema import Experiment, Strict
@@ -239,7 +239,7 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), out: str | Path 
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_issues(exc, (), positions)) from None
+        raise ConfigError(validation_issues(exc, (), positions)) from None
     out_dir = Path(out or spec.out or Path("runs") / path.stem)
     sweep = Sweep(path, out_dir, spec.eval)
     common = [(text, positions.get(("set", i), src)) for i, text in enumerate(spec.set)]

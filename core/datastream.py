@@ -97,6 +97,11 @@ class ViewStream:
         view1, view2 = self.views.pair(images, self.generator)
         return self._prepare(view1), self._prepare(view2)
 
+    def _views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both views of a uint8 batch already on the device, in one pass of the batched augmentation."""
+        view1, view2 = self.views.pair(images, self.generator)
+        return self._prepare(view1), self._prepare(view2)
+
     def epoch(self, epoch: int, start_step: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Batches of epoch ``epoch`` (0-based), skipping the first ``start_step`` (when resuming mid-epoch)."""
         if self.path == "resident":
@@ -133,11 +138,7 @@ class ViewStream:
             if self.path == "cpu":
                 yield self._prepare(batch[0]), self._prepare(batch[1])
             else:
-                images = batch[0].to(self.runtime.device, non_blocking=True)
-                yield (
-                    self._prepare(self.views(images, self.generator)),
-                    self._prepare(self.views(images, self.generator)),
-                )
+                yield self._views(batch[0].to(self.runtime.device, non_blocking=True))
 
     def _resident_epoch(self, epoch: int, start_step: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         shuffle = torch.Generator(device=self.runtime.device)
@@ -146,11 +147,7 @@ class ViewStream:
         usable = self.steps_per_epoch * self.global_batch
         mine = order[:usable][self.runtime.rank :: self.runtime.world_size]
         for step in range(start_step, self.steps_per_epoch):
-            images = self.images[mine[step * self.batch : (step + 1) * self.batch]]
-            yield (
-                self._prepare(self.views(images, self.generator)),
-                self._prepare(self.views(images, self.generator)),
-            )
+            yield self._views(self.images[mine[step * self.batch : (step + 1) * self.batch]])
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()}

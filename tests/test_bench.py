@@ -1,0 +1,63 @@
+"""`simclr bench` and the device-resident data path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+from conftest import run_simclr
+from test_trainer import TINY, tiny
+
+from simclr.trainer import Trainer
+from simclr.views import BatchedViews
+
+
+def test_bench_json_has_every_field(tmp_path):
+    path = tmp_path / "exp.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    result = run_simclr("bench", str(path), "--steps", "2", "--warmup", "1", "--json")
+    assert result.returncode == 0, result.stderr
+    bench = json.loads(result.stdout)
+    assert set(bench["seconds"]) == {"views", "model_step", "loss", "full_step"}
+    assert all(seconds > 0 for seconds in bench["seconds"].values())
+    assert set(bench["share_of_full_step"]) == {"views", "model_step", "loss"}
+    full, model = bench["seconds"]["full_step"], bench["seconds"]["model_step"]
+    assert bench["images_per_sec"] == pytest.approx(32 / full)
+    assert bench["pipeline_efficiency"] == pytest.approx(model / full)
+    assert bench["step_tflop"] > 0 and bench["achieved_tflops"] > 0
+    assert (bench["device"], bench["batch_size"], bench["image_size"]) == ("cpu", 32, 16)
+
+
+def test_bench_rejects_bad_arguments(tmp_path):
+    result = run_simclr("bench", "configs/quickstart.yaml", "--steps", "0")
+    assert result.returncode == 2 and "--steps" in result.stderr
+
+
+def test_resident_path_gives_the_batched_views_of_a_device_side_shuffle(tmp_path):
+    """The device-resident stream = a seeded device permutation + BatchedViews.pair with the stream's generator."""
+    trainer = Trainer(tiny(), tmp_path / "run", show_progress=False)
+    stream = trainer.stream
+    assert stream.path == "resident"
+    view1, view2 = next(iter(stream.epoch(1)))
+    shuffle = torch.Generator().manual_seed(trainer.experiment.train.seed + 1)
+    order = torch.randperm(stream.size, generator=shuffle)
+    generator = torch.Generator().manual_seed(trainer.experiment.train.seed * 1_000_003)
+    images = trainer.dataset.pretrain_tensor()[order[: stream.batch]]
+    expected1, expected2 = BatchedViews(stream.settings).pair(images, generator)
+    assert torch.equal(view1, expected1) and torch.equal(view2, expected2)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_step_never_synchronises(tmp_path):
+    trainer = Trainer(tiny(["train.device=cuda"]), tmp_path / "run", show_progress=False)
+    views = next(iter(trainer.stream.epoch(0)))
+    trainer._step(*views)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        for views in trainer.stream.epoch(1):
+            trainer._step(*views)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import pytest
 import torch
 import yaml
-from conftest import run_simclr
+from conftest import ROOT, run_simclr
 from test_trainer import TINY, tiny
 
 from simclr.trainer import Trainer
@@ -61,3 +62,16 @@ def test_cuda_step_never_synchronises(tmp_path):
             trainer._step(*views)
     finally:
         torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.slow
+def test_gpu_check_script_falls_back_to_the_cpu(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this checks the CPU fallback")
+    result = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path)], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary) == {f"bench-{b}-{s}" for b in ("resnet18", "resnet50") for s in (16, 32)}
+    assert all(entry["images_per_sec"] > 0 and entry["epoch_seconds"] > 0 for entry in summary.values())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import pytest
+
 import simclr
 
 
@@ -30,3 +32,18 @@ def test_plots_redraw_at_checkpoints_at_most_every_min_seconds_and_always_at_the
     eager = simclr.create("callback", "plots", min_seconds=0)
     eager.simclr_on_checkpoint_saved(run=run, path=None)
     assert (tmp_path / "plots" / "loss.png").is_file()
+
+
+def test_tensorboard_writes_event_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    callback = simclr.create("callback", "tensorboard")
+    run = SimpleNamespace(dir=tmp_path)
+    callback.simclr_on_train_start(run=run)
+    for step in (1, 2, 3):
+        callback.simclr_on_log(run=run, record={"type": "step", "epoch": 0, "step": step, "loss": 1.0 / step})
+    callback.simclr_on_train_end(run=run, record={})
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    assert [(e.step, round(e.value, 4)) for e in events.Scalars("step/loss")] == [(1, 1.0), (2, 0.5), (3, 0.3333)]

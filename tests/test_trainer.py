@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -220,3 +221,22 @@ def test_sigint_in_a_subprocess_saves_exits_130_and_resumes(tmp_path):
     resumed = run_simclr("train", "--resume", str(out), "--set", "train.epochs=3", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     assert load_checkpoint(out)["global_step"] == 9
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_with_finite_float32_loss(tmp_path, precision):
+    trainer = Trainer(tiny([f"train.precision={precision}", "train.epochs=1"]), tmp_path / "run", show_progress=False)
+    assert trainer.scaler.is_enabled() == (precision == "fp16")
+    record = trainer.fit()
+    assert math.isfinite(record["loss"])
+    views = next(iter(trainer.stream.epoch(1)))
+    assert trainer._step(*views).dtype == torch.float32
+
+
+def test_compile_is_opt_in(tmp_path, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda model: compiled.append(model) or model)
+    Trainer(tiny(), tmp_path / "a", show_progress=False)
+    assert compiled == []
+    trainer = Trainer(tiny(["train.compile=true"]), tmp_path / "b", show_progress=False)
+    assert compiled == [trainer.model]

@@ -94,10 +94,6 @@ class ViewStream:
         return view
 
     def _views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        view1, view2 = self.views.pair(images, self.generator)
-        return self._prepare(view1), self._prepare(view2)
-
-    def _views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both views of a uint8 batch already on the device, in one pass of the batched augmentation."""
         view1, view2 = self.views.pair(images, self.generator)
         return self._prepare(view1), self._prepare(view2)

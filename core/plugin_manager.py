@@ -16,7 +16,7 @@ from typing import Any
 import pluggy
 
 from simclr import hookspecs
-from simclr.errors import SimCLRError
+from simclr.errors import SimCLRError, TrainingError
 from simclr.registry import KINDS, Component, Provider, Registrar, Registry
 
 ENTRY_POINT_GROUP = "simclr"
@@ -59,12 +59,12 @@ class PluginSystem:
             try:
                 impl.function(**{name: kwargs[name] for name in impl.argnames})
             except Exception as exc:
+                provider = self.providers.get(impl.plugin_name)
+                who = str(provider) if provider else f"plugin '{impl.plugin_name}'"
                 if strict:
-                    raise
+                    raise TrainingError(f"{who} raised in {hook_name} (--strict): {_short_error(exc)}") from exc
                 if impl.plugin_name not in self._reported:
                     self._reported.add(impl.plugin_name)
-                    provider = self.providers.get(impl.plugin_name)
-                    who = str(provider) if provider else f"plugin '{impl.plugin_name}'"
                     log.warning("%s raised in %s and is ignored: %s", who, hook_name, _short_error(exc))
 
     def register_object(self, obj: Any, name: str) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from simclr.errors import ConfigError, ConfigIssue, PluginError
+from simclr.errors import ConfigError, ConfigIssue, PluginError, SimCLRError
 
 
 class NoParams(BaseModel):
@@ -117,13 +117,9 @@ class Component:
         """Call the factory with validated params and the kind's context arguments; check what it returns."""
         try:
             obj = self.factory(params, *context)
-        except (ConfigError, PluginError):
+        except SimCLRError:
             raise
         except Exception as exc:
-            from simclr.errors import SimCLRError
-
-            if isinstance(exc, SimCLRError):
-                raise
             raise PluginError(
                 f"{self.kind} '{self.name}' from {self.provider} failed to build: {type(exc).__name__}: {exc}"
             ) from exc

@@ -22,13 +22,13 @@ def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
 
 def check_new_run_dir(path: Path, overwrite: bool) -> None:
     """A new run must not clobber an existing one, and its file system must be writable with room to spare."""
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} exists and is not a directory; choose another --out directory")
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise UserError(
             f"{path} already exists and is not empty; pass --resume {path} to continue it, "
             "--overwrite to replace it, or --out to choose another directory"
         )
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{path} exists and is not a directory")
     check_writable(path)
 
 

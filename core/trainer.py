@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from torch import nn
 from simclr import config as config_module
 from simclr.checkpoint import load_checkpoint, save_checkpoint
 from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm
-from simclr.errors import SimCLRError, TrainingError
+from simclr.errors import SimCLRError, TrainingError, UserError
 from simclr.metrics import MetricTracker
 from simclr.model import SimCLRModel
 from simclr.plugin_manager import plugin_system
@@ -136,6 +137,7 @@ class Trainer:
         self.step_in_epoch = 0
         self.global_step = 0
         self.last_finite_loss: float | None = None
+        self.stopping = False
         if self.state is not None:
             self._restore(self.state)
 
@@ -215,8 +217,11 @@ class Trainer:
         if self.runtime.is_main:
             if not self.resume:
                 create_run_dir(self.run_dir, self.overwrite)
-                (self.run_dir / CONFIG_FILE).write_text(config_module.dump_yaml(self.experiment))
-        self.context = RunContext(self.run_dir, self.experiment, self.model, self.optimizer, self.runtime)
+            # rewritten on resume too: --set overrides given then must survive a later resume
+            (self.run_dir / CONFIG_FILE).write_text(config_module.dump_yaml(self.experiment))
+        self.context = RunContext(
+            self.run_dir, self.experiment, self.model, self.optimizer, self.runtime, self.epoch, self.global_step
+        )
         system = plugin_system()
         for i, callback in enumerate(self.callbacks):
             system.register_object(callback, name=f"callback:{i}:{type(callback).__name__}")
@@ -238,6 +243,8 @@ class Trainer:
             with stop_on_signals() as signals:
                 while self.epoch < epochs:
                     last = self._run_epoch(progress, signals)
+                    if self.stopping and self.epoch < epochs:
+                        raise self._interrupted(signals)
             status = "completed"
             return last
         except Interrupted:
@@ -245,9 +252,16 @@ class Trainer:
             raise
         finally:
             progress.close()
-            self._hook("simclr_on_train_end", record={**last, "status": status})
-            self._finish_hooks()
-            shutdown(self.runtime)
+            failing = sys.exc_info()[1] is not None
+            try:
+                self._hook("simclr_on_train_end", record={**last, "status": status})
+            except SimCLRError as exc:
+                if not failing:
+                    raise
+                log.warning("%s", exc)  # do not hide the error that is already stopping the run
+            finally:
+                self._finish_hooks()
+                shutdown(self.runtime)
 
     def _run_epoch(self, progress: TrainProgress, signals: dict) -> dict[str, Any]:
         log_every = self.experiment.train.log_every
@@ -276,14 +290,15 @@ class Trainer:
                 epoch_steps += steps
                 interval_start, interval_first_step = time.perf_counter(), self.global_step
                 progress.step(self.step_in_epoch, record)
+                self.context.step = self.global_step
                 self._hook("simclr_on_log", record=record)
             if self._stop_requested(signals, logged):
-                self._read(tracker, interval_first_step, time.perf_counter() - interval_start, lr)
-                path = self.save()
-                raise Interrupted(
-                    f"stopped by {signals['signal']} at epoch {self.epoch + 1}, step {self.global_step}; "
-                    f"checkpoint saved to {path}. Continue with: simclr train --resume {self.run_dir}"
-                )
+                self.stopping = True
+                if self.step_in_epoch < self.steps_per_epoch:  # else finish the epoch, then stop
+                    record, steps = self._read(tracker, interval_first_step, time.perf_counter() - interval_start, lr)
+                    if steps:
+                        self._hook("simclr_on_log", record=record)
+                    raise self._interrupted(signals, self.save())
         seconds = time.perf_counter() - started
         record = {
             "type": "epoch",
@@ -304,6 +319,13 @@ class Trainer:
         progress.end_epoch(record)
         return record
 
+    def _interrupted(self, signals: dict, path: Path | None = None) -> Interrupted:
+        path = path or last_checkpoint(self.run_dir)
+        return Interrupted(
+            f"stopped by {signals['signal']} at epoch {self.epoch + 1}, step {self.global_step}; "
+            f"checkpoint saved to {path}. Continue with: simclr train --resume {self.run_dir}"
+        )
+
     def _stop_requested(self, signals: dict, logged: bool) -> bool:
         """Whether a signal asks to stop after this step. Under torchrun the ranks must agree (saving is a
         collective), so they vote at logged steps, where the loop reads the device anyway."""
@@ -313,9 +335,10 @@ class Trainer:
             return False
         vote = torch.tensor([signals["signal"] is not None], dtype=torch.int32, device=self.runtime.device)
         torch.distributed.all_reduce(vote, op=torch.distributed.ReduceOp.MAX)
-        if vote.item() and signals["signal"] is None:
+        stop = bool(vote.item())
+        if stop and signals["signal"] is None:
             signals["signal"] = "a signal to another rank"
-        return bool(vote.item())
+        return stop
 
     def _knn_monitor(self) -> float:
         """kNN top-1 of the current backbone's features (rank 0 only; other ranks skip it). The global RNG is
@@ -366,11 +389,16 @@ class Trainer:
 
 
 def run_dir_config(run_dir: Path) -> dict[str, Any]:
-    """The resolved config a run directory was started with."""
+    """The resolved config a run directory was started with (or last resumed with)."""
     path = run_dir / CONFIG_FILE
     try:
-        return yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        from simclr.errors import UserError
-
-        raise UserError(f"{run_dir} is not a run directory (no {CONFIG_FILE})") from None
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        raise UserError(
+            f"{run_dir} is not a run directory (no readable {CONFIG_FILE}); give the run's folder"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({exc}); the run directory is damaged") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not an experiment (expected a mapping of sections)")
+    return data

@@ -105,6 +105,20 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, backen
         assert torch.equal(value, resumed.model.state_dict()[key]), key
 
 
+def test_a_signal_on_an_epochs_last_step_finishes_that_epoch_first(tmp_path):
+    trainer = Trainer(tiny(), tmp_path / "run", show_progress=False)
+    plugin_system().register_object(SignalAtStep(3), "signal-at-3")
+    try:
+        with pytest.raises(Interrupted):
+            trainer.fit()
+    finally:
+        plugin_system().manager.unregister(name="signal-at-3")
+    state = load_checkpoint(tmp_path / "run")
+    assert (state["epoch"], state["step_in_epoch"], state["global_step"]) == (1, 0, 3)
+    epochs = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in epochs if r["type"] == "epoch"] == [0]
+
+
 def test_sigterm_saves_and_stops(tmp_path):
     trainer = Trainer(tiny(), tmp_path / "run", show_progress=False)
     plugin_system().register_object(SignalAtStep(2, signal.SIGTERM), "sigterm")
@@ -202,6 +216,16 @@ def test_existing_run_dir_is_not_overwritten(tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
 
 
+def test_out_or_resume_pointing_at_a_file_is_a_clear_error(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not a folder")
+    result = run_simclr("train", write_config(tmp_path, TINY), "--out", str(a_file))
+    assert result.returncode == 2 and "not a directory" in result.stderr and "Traceback" not in result.stderr
+    result = run_simclr("train", "--resume", str(a_file))
+    assert result.returncode == 2 and "not a run directory" in result.stderr and "Traceback" not in result.stderr
+    assert a_file.read_text() == "not a folder"
+
+
 @pytest.mark.slow
 def test_sigint_in_a_subprocess_saves_exits_130_and_resumes(tmp_path):
     slow = {**TINY, "train": {**TINY["train"], "epochs": 50}}
@@ -221,6 +245,7 @@ def test_sigint_in_a_subprocess_saves_exits_130_and_resumes(tmp_path):
     resumed = run_simclr("train", "--resume", str(out), "--set", "train.epochs=3", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     assert load_checkpoint(out)["global_step"] == 9
+    assert yaml.safe_load((out / "config.yaml").read_text())["train"]["epochs"] == 3  # the override is kept
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])

@@ -237,6 +237,12 @@ def validate(data: dict[str, Any], positions: Positions | None = None) -> Experi
         raise ConfigError(validation_issues(exc, (), positions) + issues) from None
     if issues:
         raise ConfigError(issues)
+    if experiment.train.callbacks is None:
+        from simclr.plugin_manager import plugin_system
+        from simclr.schema import CallbackSection
+
+        names = plugin_system().registry.defaults(CallbackSection.kind)
+        experiment.train.callbacks = [CallbackSection(name=name) for name in names]
     for path, section in _component_sections(experiment):
         if path not in resolved:  # a section that came from a schema default, not from the file
             result = _validate_section(section.kind, {"name": section.name, **section.raw_params()}, path, positions)

@@ -103,6 +103,7 @@ class Component:
     params: type[BaseModel]
     description: str
     provider: Provider
+    default: bool = False
 
     def validate(self, params: dict[str, Any], path: str = "") -> BaseModel:
         """Validate ``params`` with this component's params model; errors carry ``path.field`` locations."""
@@ -139,6 +140,7 @@ class Component:
             "plugin": self.provider.plugin,
             "distribution": self.provider.distribution,
             "version": self.provider.version,
+            "default": self.default,
             "params": self.params.model_json_schema(),
         }
 
@@ -171,6 +173,10 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         _check_kind(kind)
         return sorted(self.components[kind])
+
+    def defaults(self, kind: str) -> list[str]:
+        """Names of the components of ``kind`` registered as default-on."""
+        return [name for name in self.names(kind) if self.components[kind][name].default]
 
     def get(self, kind: str, name: str, path: str = "") -> Component:
         _check_kind(kind)
@@ -207,10 +213,12 @@ class Registrar:
         factory: Callable[..., Any],
         params: type[BaseModel] = NoParams,
         description: str = "",
+        default: bool = False,
     ) -> None:
-        """Register component ``name``: ``factory(validated_params, *context)`` builds it."""
+        """Register component ``name``: ``factory(validated_params, *context)`` builds it. ``default``: a
+        callback that runs when a config does not list its callbacks."""
         if not (isinstance(params, type) and issubclass(params, BaseModel)):
             raise TypeError(f"params of {self.kind} '{name}' must be a pydantic BaseModel subclass")
         if params.model_config.get("extra") != "forbid":
             raise TypeError(f"params model of {self.kind} '{name}' must set model_config extra='forbid'")
-        self._added.append(Component(self.kind, name, factory, params, description.strip(), self.provider))
+        self._added.append(Component(self.kind, name, factory, params, description.strip(), self.provider, default))

@@ -129,10 +129,6 @@ class ScheduleConfig(Strict):
 _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 
 
-def _default_callbacks() -> list[CallbackSection]:
-    return [CallbackSection(name="metrics_jsonl"), CallbackSection(name="plots")]
-
-
 class TrainConfig(Strict):
     epochs: int = Field(100, ge=1)
     seed: int = 0
@@ -146,7 +142,9 @@ class TrainConfig(Strict):
     knn_monitor_every: int | None = Field(
         None, ge=0, description="epochs between online kNN checks (0: off; default: 5 on CUDA, off on CPU)"
     )
-    callbacks: list[CallbackSection] = Field(default_factory=_default_callbacks)
+    callbacks: list[CallbackSection] | None = Field(
+        None, description="callbacks to run (default: every installed callback registered as default-on)"
+    )
 
     @field_validator("device")
     @classmethod

@@ -334,3 +334,12 @@ def test_json_schema_lists_installed_components():
     nt_xent = next(c for c in loss_choices if c["properties"]["name"]["const"] == "nt_xent")
     assert nt_xent["properties"]["temperature"]["exclusiveMinimum"] == 0
     assert nt_xent["additionalProperties"] is False
+
+
+def test_callbacks_default_to_the_default_on_ones_and_a_list_replaces_them(tmp_path):
+    path = write(tmp_path, GOOD)
+    defaults = config.load_experiment(path).train.callbacks
+    assert [c.name for c in defaults] == ["metrics_jsonl", "plots"]  # registered with default=True
+    chosen = config.load_experiment(path, ["train.callbacks=[{name: tensorboard}]"]).train.callbacks
+    assert [c.name for c in chosen] == ["tensorboard"]
+    assert config.load_experiment(path, ["train.callbacks=[]"]).train.callbacks == []

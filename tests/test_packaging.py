@@ -50,7 +50,9 @@ CONCRETE = [
     "digits",
     "image_folder",
     "synthetic",
-]
+    "metrics_jsonl",
+    "tensorboard",
+]  # ("plots" is both a callback and the run directory's folder for figures, so it is not checked)
 #: `simclr export` writes torchvision's ResNet layout: there the names are torchvision's architectures
 TORCHVISION_NAMES_ALLOWED = {"export.py": {"resnet18", "resnet50"}}
 

@@ -1,4 +1,7 @@
-"""Built-in callbacks: metrics.jsonl, PNG plots, TensorBoard. A config switches them on in ``train.callbacks``."""
+"""Built-in callbacks: metrics.jsonl, PNG plots, TensorBoard.
+
+metrics_jsonl and plots are default-on: they run unless a config lists its own ``train.callbacks``.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,10 @@ from simclr.plugins.callbacks.tensorboard import TensorBoard, TensorBoardParams
 
 @simclr.hookimpl
 def simclr_register_callbacks(registry):
-    registry.add("metrics_jsonl", MetricsJsonl, MetricsJsonlParams, "append every logged record to metrics.jsonl")
-    registry.add("plots", Plots, PlotsParams, "PNG curves of loss, lr and monitors in plots/ (needs metrics_jsonl)")
+    registry.add(
+        "metrics_jsonl", MetricsJsonl, MetricsJsonlParams, "append every logged record to metrics.jsonl", default=True
+    )
+    registry.add(
+        "plots", Plots, PlotsParams, "PNG curves of loss, lr and monitors in plots/ (needs metrics_jsonl)", default=True
+    )
     registry.add("tensorboard", TensorBoard, TensorBoardParams, "TensorBoard event files (pip install tensorboard)")

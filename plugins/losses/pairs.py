@@ -81,12 +81,21 @@ class PairLoss(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.diagnostics: dict[str, Tensor] = {}
+        self._pairs: dict[tuple[int, torch.device], Pairs] = {}
+
+    def pairs(self, n: int, device: torch.device) -> Pairs:
+        """The index and masks of a batch of ``n`` pairs, built once per batch size and device (the step's
+        batch size is fixed, so this is one construction per run, not one per step)."""
+        key = (n, device)
+        if key not in self._pairs:
+            self._pairs[key] = Pairs.build(n, device)
+        return self._pairs[key]
 
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
         n = check_batch(z1, z2)
         with torch.autocast(device_type=z1.device.type, enabled=False):
             sim = similarity(z1, z2)
-            pairs = Pairs.build(n, sim.device)
+            pairs = self.pairs(n, sim.device)
             loss, extra = self.pair_loss(sim, pairs)
             self.diagnostics = {**diagnostics(sim, pairs), **extra}
         return loss

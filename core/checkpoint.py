@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
             f"{path}: refused to load: the file holds objects other than tensors and plain data "
             f"(weights_only=True), so it may carry code ({detail}). Only load checkpoints written by simclr."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:  # a damaged file can make the unpickler raise nearly anything (IndexError, KeyError...)
         raise UserError(f"{path}: not a readable checkpoint (truncated or not a checkpoint file): {exc}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UserError(f"{path}: not a simclr checkpoint (no '{FORMAT}' marker)")

@@ -97,8 +97,11 @@ def _eval_config(eval_cfg: EvalConfig, **changes: Any) -> EvalConfig:
         raise UserError(f"invalid evaluation setting: {problems}") from None
 
 
-def _build_backbone(experiment: Experiment, image_size: int, weights: dict[str, torch.Tensor] | None) -> nn.Module:
-    """The pre-trained backbone (``weights`` given) or a random one seeded with train.seed (RNG state kept)."""
+def _build_backbone(
+    experiment: Experiment, image_size: int, weights: dict[str, torch.Tensor] | None, source: Path | None = None
+) -> nn.Module:
+    """The pre-trained backbone (``weights`` from checkpoint ``source``) or a random one seeded with train.seed
+    (RNG state kept)."""
     from simclr.trainer import build_model
 
     with torch.random.fork_rng(devices=[]):
@@ -109,7 +112,7 @@ def _build_backbone(experiment: Experiment, image_size: int, weights: dict[str, 
             model.load_state_dict(weights)
         except RuntimeError as exc:
             raise UserError(
-                f"the checkpoint's weights do not fit the model its config describes "
+                f"{source}: the checkpoint's weights do not fit the model its config describes "
                 f"({experiment.model.backbone.name}): {str(exc).splitlines()[0]}"
             ) from None
     return model.backbone
@@ -238,7 +241,7 @@ def evaluate_run(
     pretrained = cached_features(
         cache_dir,
         pretrained_key,
-        lambda: features_of(_build_backbone(experiment, image_size, state["model"]), "pre-trained"),
+        lambda: features_of(_build_backbone(experiment, image_size, state["model"], checkpoint), "pre-trained"),
     )
     _check_ks(cfg.labels_per_class, pretrained.train_y)
     seed = experiment.train.seed

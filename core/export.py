@@ -126,7 +126,10 @@ def export_backbone(target: Path, out: Path) -> ExportResult:
         "feature_dim": str(state.get("feature_dim", "")),
         "epoch": str(state.get("epoch", "")),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}; choose another --out file") from None
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
         if fmt == "safetensors":
@@ -136,6 +139,8 @@ def export_backbone(target: Path, out: Path) -> ExportResult:
         else:
             torch.save(tensors, tmp)
         os.replace(tmp, out)
+    except OSError as exc:
+        raise UserError(f"cannot write {out}: {exc.strerror or exc}; choose another --out file") from None
     finally:
         tmp.unlink(missing_ok=True)
     return ExportResult(out, fmt, architecture, stem, note)

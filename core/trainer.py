@@ -174,7 +174,13 @@ class Trainer:
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            raise UserError(
+                f"{last_checkpoint(self.run_dir)}: the checkpoint's weights do not fit the model of "
+                f"{self.run_dir / CONFIG_FILE}: {str(exc).splitlines()[0]}"
+            ) from None
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])

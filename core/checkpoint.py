@@ -36,6 +36,12 @@ def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
     return path
 
 
+def remove_partial_writes(directory: Path) -> None:
+    """Delete temp files that a killed :func:`save_checkpoint` left behind (never taken for checkpoints)."""
+    for leftover in directory.glob(".*.tmp-*"):
+        leftover.unlink(missing_ok=True)
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a checkpoint safely onto ``map_location``; any problem is a :class:`UserError` naming the file."""
     path = Path(path)

@@ -20,7 +20,7 @@ import yaml
 from torch import nn
 
 from simclr import config as config_module
-from simclr.checkpoint import load_checkpoint, save_checkpoint
+from simclr.checkpoint import load_checkpoint, remove_partial_writes, save_checkpoint
 from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm
 from simclr.errors import SimCLRError, TrainingError, UserError
 from simclr.metrics import MetricTracker
@@ -223,6 +223,7 @@ class Trainer:
         if self.runtime.is_main:
             if not self.resume:
                 create_run_dir(self.run_dir, self.overwrite)
+            remove_partial_writes(last_checkpoint(self.run_dir).parent)
             # rewritten on resume too: --set overrides given then must survive a later resume
             (self.run_dir / CONFIG_FILE).write_text(config_module.dump_yaml(self.experiment))
         self.context = RunContext(

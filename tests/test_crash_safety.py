@@ -101,6 +101,7 @@ def test_sigkill_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path):
     assert resumed.returncode == 0, resumed.stderr
     final = load_checkpoint(last)
     assert final["epoch"] == 3 and final["global_step"] == 3
+    assert not temp_file.exists()  # the resume cleared the killed write's leftover
 
 
 def _read_only_run_dir(tmp_path: Path) -> Path:

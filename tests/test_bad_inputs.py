@@ -15,28 +15,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import run_simclr
+from conftest import MINIMAL_RUN, run_simclr
 from plugin_fixtures import WRONG_TYPE, make_distribution
 
 from simclr import config
 from simclr.checkpoint import load_checkpoint
 from simclr.trainer import Trainer, build_model
 
-TINY = {
-    "name": "tiny",
-    "data": {"dataset": {"name": "synthetic", "image_size": 16, "count": 64}, "batch_size": 32},
-    "model": {"backbone": {"name": "small_resnet", "width": 4}, "projection": {"out_dim": 8}},
-    "loss": {"name": "nt_xent"},
-    "optimizer": {"name": "adam", "lr": 0.001},
-    "train": {
-        "epochs": 1,
-        "device": "cpu",
-        "max_steps_per_epoch": 1,
-        "callbacks": [{"name": "metrics_jsonl"}],
-        "knn_monitor_every": 0,
-    },
-    "eval": {"after_train": False},
-}
+TINY = MINIMAL_RUN
 
 MALICIOUS_MARKER = "pwned.txt"
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import run_simclr
+from conftest import MINIMAL_RUN, run_simclr
 
 from simclr import config
 from simclr.checkpoint import load_checkpoint
@@ -22,21 +22,7 @@ from simclr.trainer import Trainer
 
 pytestmark = pytest.mark.slow
 
-TINY = {
-    "name": "tiny",
-    "data": {"dataset": {"name": "synthetic", "image_size": 16, "count": 64}, "batch_size": 32},
-    "model": {"backbone": {"name": "small_resnet", "width": 4}, "projection": {"out_dim": 8}},
-    "loss": {"name": "nt_xent"},
-    "optimizer": {"name": "adam", "lr": 0.001},
-    "train": {
-        "epochs": 3,
-        "device": "cpu",
-        "max_steps_per_epoch": 1,
-        "callbacks": [{"name": "metrics_jsonl"}],
-        "knn_monitor_every": 0,
-    },
-    "eval": {"after_train": False},
-}
+TINY = {**MINIMAL_RUN, "train": {**MINIMAL_RUN["train"], "epochs": 3}}
 
 # `simclr train`, with torch.save replaced so that the second checkpoint (after epoch 2) stops half-written in
 # its temp file: it writes half the bytes, flushes, leaves a marker file and waits to be killed.

@@ -66,7 +66,7 @@ class ViewStream:
         self.generator.manual_seed(seed * 1_000_003 + runtime.rank)
         self.path = self._choose_path(dataset, cfg)
         if self.path == "cpu":
-            self.cpu_views = CPUViews(self.settings)
+            self.pairs = TwoViewDataset(self.split, CPUViews(self.settings), seed)
         else:
             self.views = BatchedViews(self.settings)
 
@@ -112,25 +112,23 @@ class ViewStream:
             drop_last=True,
         )
         sampler.set_epoch(epoch)
-        source = TwoViewDataset(self.split, self.cpu_views) if self.path == "cpu" else self.split
-        # the workers' seeds (the cpu path's augmentations) differ across ranks and replay on resume, and
-        # the loader leaves the global RNG, which must stay identical on every rank, alone
-        workers_seed = torch.Generator().manual_seed(self.seed * 1_000_003 + 7_919 * (epoch + 1) + self.runtime.rank)
+        # a resumed epoch starts at its next batch: the skipped ones are never loaded
+        indices = list(sampler)[start_step * self.batch : self.steps_per_epoch * self.batch]
+        if self.path == "cpu":
+            self.pairs.set_epoch(epoch)
         loader = DataLoader(
-            source,
+            self.pairs if self.path == "cpu" else self.split,
             batch_size=self.batch,
-            sampler=sampler,
+            sampler=indices,
             drop_last=True,
             num_workers=self.num_workers,
             pin_memory=self.runtime.device.type == "cuda",
             persistent_workers=False,
-            generator=workers_seed,
+            # the loader's own seed comes from here, not from the global RNG, which must stay identical on
+            # every rank and must not depend on where a resumed run picked up
+            generator=torch.Generator().manual_seed(self.seed + epoch),
         )
-        for step, batch in enumerate(loader):
-            if step >= self.steps_per_epoch:
-                break
-            if step < start_step:
-                continue
+        for batch in loader:
             if self.path == "cpu":
                 yield self._prepare(batch[0]), self._prepare(batch[1])
             else:

@@ -17,6 +17,7 @@ whole pixels, and in that it stays in float where torchvision rounds the crop to
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -336,8 +337,8 @@ class BatchedViews:
 
 
 class CPUViews:
-    """The same pipeline with torchvision transforms v2, image by image. Picklable, to run in DataLoader
-    workers (whose per-worker seeding of torch makes the draws)."""
+    """The same pipeline with torchvision transforms v2, image by image, drawing from torch's global RNG.
+    Picklable, to run in DataLoader workers (:class:`TwoViewDataset` seeds each item)."""
 
     def __init__(self, settings: ViewSettings):
         from torchvision.transforms import v2
@@ -363,15 +364,31 @@ class CPUViews:
 
 
 class TwoViewDataset(Dataset):
-    """Items ``(view1, view2)`` of the images of ``split`` (an ImageDataset split), made by ``views``."""
+    """Items ``(view1, view2)`` of the images of ``split`` (an ImageDataset split), made by ``views``.
 
-    def __init__(self, split: Dataset, views: CPUViews):
+    Each item's random draws come from its own seed, derived from ``(seed, epoch, index)``, and leave torch's
+    global RNG as it was: an item's views are the same whatever the worker count, the rank that loads it or the
+    step a run resumed at. Call :meth:`set_epoch` before each epoch.
+    """
+
+    def __init__(self, split: Dataset, views: CPUViews, seed: int = 0):
         self.split = split
         self.views = views
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def item_seed(self, index: int) -> int:
+        text = f"{self.seed}:{self.epoch}:{index}".encode()
+        return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
 
     def __len__(self) -> int:
         return len(self.split)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, _ = self.split[index]
-        return self.views(image)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.item_seed(index))
+            return self.views(image)

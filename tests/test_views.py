@@ -380,6 +380,30 @@ def test_two_view_dataset_feeds_a_dataloader():
     assert not torch.equal(first, second)
 
 
+def test_two_view_items_depend_only_on_seed_epoch_and_index():
+    split = simclr.create("dataset", "synthetic", image_size=16, count=8).pretrain_split()
+    pairs = TwoViewDataset(split, CPUViews(settings(16)), seed=5)
+
+    def load(order, workers):
+        loader = torch.utils.data.DataLoader(pairs, batch_size=2, sampler=order, num_workers=workers)
+        views = [(a, b) for first, second in loader for a, b in zip(first, second, strict=True)]
+        return dict(zip(order, views, strict=True))
+
+    global_state = torch.get_rng_state()
+    pairs[0]
+    assert torch.equal(torch.get_rng_state(), global_state)  # the global RNG is left alone
+    in_process = load(list(range(8)), workers=0)
+    # other workers, another order, another draw of the global RNG: the same views of every item
+    torch.manual_seed(123)
+    in_workers = load([7, 3, 0, 5, 1, 6, 2, 4], workers=2)
+    for index, (a, b) in in_process.items():
+        assert torch.equal(a, in_workers[index][0]) and torch.equal(b, in_workers[index][1]), index
+    assert not torch.equal(*in_process[0])  # the two views of an item still differ
+    pairs.set_epoch(1)
+    assert not torch.equal(pairs[0][0], in_process[0][0])  # a new epoch draws new views
+    assert not torch.equal(TwoViewDataset(split, CPUViews(settings(16)), seed=6)[0][0], in_process[0][0])
+
+
 def test_views_of_a_real_dataset_batch():
     digits = simclr.create("dataset", "digits", image_size=16)
     views = BatchedViews(resolve_views(AugmentConfig(), digits))

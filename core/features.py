@@ -24,6 +24,9 @@ log = logging.getLogger("simclr")
 #: bump when what a cache file holds changes, so old files are not read
 CACHE_VERSION = 1
 FEATURES_DIR = "features"
+#: a cache directory keeps the files of this many most recently used feature sets (a feature set of a checkpoint
+#: that has since been overwritten is never read again; at CIFAR-10 scale each file is about 120 MB)
+CACHE_KEEP = 6
 
 
 @dataclass
@@ -129,10 +132,20 @@ def cached_features(cache_dir: Path | None, parts: dict[str, Any], compute: Call
         cached = _read(path)
         if cached is not None:
             log.info("using cached features %s", path)
+            path.touch()  # its age is the time of its last use
             return cached
     features = compute()
     try:
         _write(features, path)
+        _prune(cache_dir, CACHE_KEEP)
     except OSError as exc:
         log.warning("could not write the feature cache %s: %s", path, exc.strerror)
     return features
+
+
+def _prune(cache_dir: Path, keep: int) -> None:
+    """Delete all but the ``keep`` most recently used cache files of ``cache_dir``."""
+    files = sorted(cache_dir.glob("*.pt"), key=lambda f: f.stat().st_mtime_ns, reverse=True)
+    for stale in files[keep:]:
+        log.info("removing the least recently used feature cache %s", stale)
+        stale.unlink(missing_ok=True)

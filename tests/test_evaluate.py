@@ -4,6 +4,7 @@ the online kNN monitor; and simclr.export against torchvision's ResNet."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -13,12 +14,13 @@ import torchvision
 from torch import nn
 
 from simclr import evaluate as evaluate_module
+from simclr import features as features_module
 from simclr.checkpoint import load_checkpoint, save_checkpoint
 from simclr.config import experiment_from_dict, load_experiment, resolved_dict
 from simclr.errors import UserError
 from simclr.evaluate import EVAL_FILE, evaluate_run, extract_features, knn_monitor
 from simclr.export import export_backbone
-from simclr.features import FeatureSet, cached_features
+from simclr.features import FeatureSet, cache_key, cached_features
 from simclr.trainer import Trainer, build_model
 from simclr.views import normalize
 
@@ -134,6 +136,32 @@ def test_feature_cache_recomputes_a_damaged_file(tmp_path):
     assert len(computed) == 3
     cached_features(None, {"a": 1}, compute)
     assert len(computed) == 4
+
+
+def test_feature_cache_keeps_only_the_most_recently_used_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(features_module, "CACHE_KEEP", 3)
+    computed = []
+
+    def compute() -> FeatureSet:
+        computed.append(1)
+        return FeatureSet(torch.ones(3, 2), torch.zeros(3, dtype=torch.long), torch.ones(1, 2), torch.zeros(1))
+
+    def use(key: int) -> None:
+        cached_features(tmp_path, {"key": key}, compute)
+
+    def age(key: int, seconds: int) -> None:  # distinct file times in the past, in the order of use
+        os.utime(tmp_path / f"{cache_key({'key': key})}.pt", (1e9 + seconds, 1e9 + seconds))
+
+    for key in range(3):
+        use(key)
+        age(key, key)
+    use(0)  # a read makes key 0 the most recently used
+    use(3)  # a fourth file: the least recently used one (key 1) goes
+    kept = {path.name for path in tmp_path.glob("*.pt")}
+    assert kept == {f"{cache_key({'key': key})}.pt" for key in (0, 2, 3)}
+    assert len(computed) == 4
+    use(1)
+    assert len(computed) == 5  # key 1 was computed again
 
 
 def test_checkpoint_saved_on_cuda_evaluates_on_cpu(evaluated, run_copy):

@@ -54,4 +54,9 @@ def run(args: argparse.Namespace) -> int:
         f"pipeline efficiency {result['pipeline_efficiency']:.2f} · {result['achieved_tflops']:.2f} TFLOP/s achieved"
         + (f" of {result['matmul_bf16_tflops']:.0f} (bf16 matmul)" if "matmul_bf16_tflops" in result else "")
     )
+    if "compile_speedup" in result:
+        out.print(
+            f"torch.compile: model step {result['compile_speedup']:.2f}x the eager one, "
+            f"after {result['compile_seconds']:.0f} s of compiling"
+        )
     return 0

@@ -3,7 +3,8 @@
 Times, in one process and on the same model: view generation, the model step (forward + backward + optimizer on
 fixed views), the loss alone (forward + backward on fixed projections) and the full step (views + model step).
 On CUDA the timings come from CUDA events; on CPU from the wall clock. Pipeline efficiency is model step / full
-step: 1.0 means making the views costs nothing next to the model.
+step: 1.0 means making the views costs nothing next to the model. With ``train.compile`` the model step is timed
+both compiled and eager, side by side, and the speed-up and the one-off compile time are reported.
 """
 
 from __future__ import annotations
@@ -114,9 +115,9 @@ def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: 
 
     fixed = make_views()
 
-    def model_step(v1: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+    def model_step(v1: torch.Tensor, v2: torch.Tensor, network: Callable[[torch.Tensor], torch.Tensor] = forward):
         with runtime.autocast():
-            z1, z2 = forward(torch.cat([v1, v2])).chunk(2)
+            z1, z2 = network(torch.cat([v1, v2])).chunk(2)
         loss = loss_fn(z1, z2)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -138,6 +139,10 @@ def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: 
         "full_step": lambda: model_step(*make_views()),
     }
     timer = _timer(runtime)
+    compile_seconds = None
+    if experiment.train.compile:
+        parts["model_step_eager"] = lambda: model_step(*fixed, network=model)
+        compile_seconds = timer(parts["model_step"])  # the first call compiles
     for fn in parts.values():
         for _ in range(warmup):
             fn()
@@ -147,7 +152,7 @@ def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: 
             samples[name].append(timer(fn))
     seconds = {name: statistics.median(values) for name, values in samples.items()}
     with FlopCounterMode(display=False) as counter:
-        model_step(*fixed)
+        model_step(*fixed, network=model)  # counted eagerly: a compiled graph hides its operations
     flops = counter.get_total_flops()
     result: dict[str, Any] = {
         "device": str(runtime.device),
@@ -168,6 +173,9 @@ def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: 
         "step_tflop": flops / 1e12,
         "achieved_tflops": flops / seconds["model_step"] / 1e12,
     }
+    if compile_seconds is not None:
+        result["compile_seconds"] = compile_seconds
+        result["compile_speedup"] = seconds["model_step_eager"] / seconds["model_step"]
     if runtime.device.type == "cuda":
         result["matmul_bf16_tflops"] = matmul_tflops(runtime.device)
         result["fraction_of_matmul"] = result["achieved_tflops"] / result["matmul_bf16_tflops"]

@@ -11,6 +11,7 @@ import yaml
 from conftest import ROOT, run_simclr
 from test_trainer import TINY, tiny
 
+from simclr.bench import run_bench
 from simclr.trainer import Trainer
 from simclr.views import BatchedViews
 
@@ -29,6 +30,33 @@ def test_bench_json_has_every_field(tmp_path):
     assert bench["pipeline_efficiency"] == pytest.approx(model / full)
     assert bench["step_tflop"] > 0 and bench["achieved_tflops"] > 0
     assert (bench["device"], bench["batch_size"], bench["image_size"]) == ("cpu", 32, 16)
+
+
+def test_bench_with_compile_times_the_compiled_and_the_eager_step_side_by_side(monkeypatch):
+    compiled_calls = []
+
+    class Compiled(torch.nn.Module):
+        """Stands in for what torch.compile returns (a real compile takes about a minute on this CPU)."""
+
+        def __init__(self, model: torch.nn.Module):
+            super().__init__()
+            self.model = model
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            compiled_calls.append(len(x))
+            return self.model(x)
+
+    monkeypatch.setattr(torch, "compile", Compiled)
+    result = run_bench(tiny(["train.compile=true"]), steps=3, warmup=1, device="cpu")
+    seconds = result["seconds"]
+    assert set(seconds) == {"views", "model_step", "loss", "full_step", "model_step_eager"}
+    assert result["compile"] is True and result["compile_seconds"] > 0
+    assert result["compile_speedup"] == pytest.approx(seconds["model_step_eager"] / seconds["model_step"])
+    # the compiled module runs the model step and the full step (a first compiling call, then 1 warm-up and 3
+    # timed calls each); the eager step, the fixed projections and the FLOP count use the plain model
+    assert compiled_calls == [64] * (1 + 2 * (1 + 3))
+    plain = run_bench(tiny(), steps=1, warmup=0, device="cpu")
+    assert "compile_speedup" not in plain and "model_step_eager" not in plain["seconds"]
 
 
 def test_bench_rejects_bad_arguments(tmp_path):

@@ -15,33 +15,26 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch.utils.data import TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from simclr.data import ImageDataset
+from simclr.data import InMemoryImageDataset, TensorSplit
 from simclr.errors import UserError
 from simclr.runtime import Runtime, make_runtime, seed_everything
 from simclr.schema import Experiment
 from simclr.views import BatchedViews, resolve_views
 
 
-class RandomImages(ImageDataset):
+class RandomImages(InMemoryImageDataset):
     """Stand-in data of a given shape (content does not change the timings)."""
 
     def __init__(self, image_size: int, count: int, defaults: dict[str, Any] | None = None):
         self.image_size = image_size
-        self.class_names = ["none"]
-        self.images = torch.randint(0, 256, (count, 3, image_size, image_size), dtype=torch.uint8)
+        self.class_names = []
         self._defaults = defaults or {}
+        super().__init__(TensorSplit(torch.randint(0, 256, (count, 3, image_size, image_size), dtype=torch.uint8)))
 
     def augment_defaults(self) -> dict[str, Any]:
         return self._defaults
-
-    def pretrain_split(self) -> TensorDataset:
-        return TensorDataset(self.images, torch.zeros(len(self.images), dtype=torch.long))
-
-    def pretrain_tensor(self) -> torch.Tensor:
-        return self.images
 
 
 def _timer(runtime: Runtime) -> Callable[[Callable[[], Any]], float]:
@@ -95,7 +88,7 @@ def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: 
             "built here; bench a config whose dataset is available, or override it with --set data.dataset=..."
         ) from None
     batch = experiment.data.batch_size
-    images = RandomImages(image_size, batch, defaults).images.to(runtime.device)
+    images = RandomImages(image_size, batch, defaults).pretrain_tensor().to(runtime.device)
     views = BatchedViews(resolve_views(experiment.data.augment, RandomImages(image_size, 1, defaults)))
     generator = torch.Generator(device=runtime.device)
     generator.manual_seed(0)

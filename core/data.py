@@ -1,4 +1,4 @@
-"""The dataset contract: what a dataset plugin's factory returns."""
+"""The dataset contract, what a dataset plugin's factory returns, and helpers for datasets held in memory."""
 
 from __future__ import annotations
 
@@ -50,3 +50,60 @@ class ImageDataset(abc.ABC):
         """The whole pre-training split as one uint8 tensor [N, 3, S, S] when it is already in memory
         (lets the engine put it on the GPU without a pass through a DataLoader); None otherwise."""
         return None
+
+
+class TensorSplit(Dataset):
+    """A split held in memory: items are ``(uint8 image [3, S, S], int label)``, label -1 where unknown."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+            raise ValueError(f"images must be uint8 [N, 3, S, S], got {images.dtype} {tuple(images.shape)}")
+        if labels is None:
+            labels = torch.full((len(images),), -1, dtype=torch.int64)
+        if len(labels) != len(images):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images = images
+        self.labels = labels.to(torch.int64)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return self.images[index], int(self.labels[index])
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+    """Per-channel mean and std of uint8 images [N, 3, S, S] scaled to [0, 1].
+
+    Computed exactly from per-channel histograms of the 256 pixel values (no float copy of the data); the std
+    is floored at 1e-3 so a flat dataset still normalises to finite values.
+    """
+    values = torch.arange(256, dtype=torch.float64) / 255
+    means, stds = [], []
+    for channel in range(3):
+        counts = torch.bincount(images[:, channel].reshape(-1), minlength=256).double()
+        counts /= counts.sum()
+        mean = (counts * values).sum()
+        means.append(float(mean))
+        stds.append(max(float((counts * (values - mean) ** 2).sum().sqrt()), 1e-3))
+    return (means[0], means[1], means[2]), (stds[0], stds[1], stds[2])
+
+
+class InMemoryImageDataset(ImageDataset):
+    """An ImageDataset whose splits are :class:`TensorSplit` objects in memory: pass the pre-training split
+    and, for a labelled dataset, the (train, test) evaluation splits. ``mean`` and ``std`` come from the
+    pre-training images; ``pretrain_tensor`` lets the engine put them on the GPU as they are."""
+
+    def __init__(self, pretrain: TensorSplit, eval_splits: tuple[TensorSplit, TensorSplit] | None = None):
+        self.pretrain = pretrain
+        self.eval = eval_splits
+        self.mean, self.std = channel_stats(pretrain.images)
+
+    def pretrain_split(self) -> TensorSplit:
+        return self.pretrain
+
+    def eval_splits(self) -> tuple[TensorSplit, TensorSplit] | None:
+        return self.eval
+
+    def pretrain_tensor(self) -> torch.Tensor:
+        return self.pretrain.images

@@ -15,7 +15,7 @@ import torchvision
 from PIL import Image
 
 import simclr
-from simclr.data import ImageDataset
+from simclr.data import ImageDataset, InMemoryImageDataset, TensorSplit
 
 
 def split_tensors(split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,6 +26,26 @@ def split_tensors(split) -> tuple[torch.Tensor, torch.Tensor]:
 def float_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     pixels = images.double().div(255).permute(1, 0, 2, 3).reshape(3, -1)
     return pixels.mean(dim=1), pixels.std(dim=1, unbiased=False)
+
+
+# --- the in-memory helpers a dataset plugin can build on ------------------------------------------------
+
+
+def test_in_memory_dataset_serves_its_tensors_and_their_statistics():
+    images = torch.randint(0, 256, (6, 3, 4, 4), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    pretrain = TensorSplit(images)
+    train, test = TensorSplit(images[:4], torch.tensor([0, 1, 0, 1])), TensorSplit(images[4:], torch.tensor([1, 0]))
+    dataset = InMemoryImageDataset(pretrain, (train, test))
+    assert dataset.pretrain_split() is pretrain and dataset.pretrain_tensor() is images
+    assert dataset.eval_splits() == (train, test) and InMemoryImageDataset(pretrain).eval_splits() is None
+    image, label = pretrain[2]
+    assert torch.equal(image, images[2]) and label == -1 and test[0][1] == 1
+    mean, std = float_stats(images)
+    assert dataset.mean == pytest.approx(mean.tolist(), abs=1e-12) and dataset.std == pytest.approx(std.tolist())
+    with pytest.raises(ValueError, match="uint8"):
+        TensorSplit(images.float())
+    with pytest.raises(ValueError, match="6 images but 2 labels"):
+        TensorSplit(images, torch.tensor([0, 1]))
 
 
 # --- digits ----------------------------------------------------------------------------------------------

@@ -7,13 +7,11 @@ from typing import Any
 
 import torch
 import torchvision
-from torch.utils.data import Dataset
 
-from simclr.data import ImageDataset
+from simclr.data import InMemoryImageDataset, TensorSplit
 
 from .files import load, require_files
 from .params import CIFAR10Params
-from .splits import TensorSplit, channel_stats
 
 CIFAR10 = torchvision.datasets.CIFAR10
 FILES = [name for name, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]
@@ -26,7 +24,7 @@ def _split(root: Path, train: bool, download: bool) -> tuple[TensorSplit, list[s
     return TensorSplit(images, torch.tensor(data.targets)), list(data.classes)
 
 
-class CIFAR10Dataset(ImageDataset):
+class CIFAR10Dataset(InMemoryImageDataset):
     """Pre-trains on the 50,000 training images; evaluates on train / test."""
 
     image_size = 32
@@ -34,18 +32,9 @@ class CIFAR10Dataset(ImageDataset):
     def __init__(self, params: CIFAR10Params):
         if not params.download:
             require_files("CIFAR-10", params.root / CIFAR10.base_folder, FILES, CIFAR10.url)
-        self.train, self.class_names = _split(params.root, True, params.download)
-        self.test, _ = _split(params.root, False, False)
-        self.mean, self.std = channel_stats(self.train.images)
+        train, self.class_names = _split(params.root, True, params.download)
+        test, _ = _split(params.root, False, False)
+        super().__init__(train, (train, test))
 
     def augment_defaults(self) -> dict[str, Any]:
         return {"jitter_strength": 0.5, "blur": False}
-
-    def pretrain_split(self) -> Dataset:
-        return self.train
-
-    def eval_splits(self) -> tuple[Dataset, Dataset]:
-        return self.train, self.test
-
-    def pretrain_tensor(self) -> torch.Tensor:
-        return self.train.images

@@ -6,12 +6,10 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import Dataset
 
-from simclr.data import ImageDataset
+from simclr.data import InMemoryImageDataset, TensorSplit
 
 from .params import DigitsParams
-from .splits import TensorSplit, channel_stats
 
 
 def digit_images(image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,7 +24,7 @@ def digit_images(image_size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images, torch.from_numpy(digits.target).long()
 
 
-class DigitsDataset(ImageDataset):
+class DigitsDataset(InMemoryImageDataset):
     """Pre-trains on the stratified train split (75% by default); evaluates on train / test."""
 
     class_names = [str(digit) for digit in range(10)]
@@ -43,19 +41,9 @@ class DigitsDataset(ImageDataset):
             random_state=0,
         )
         train_idx, test_idx = torch.from_numpy(train_idx), torch.from_numpy(test_idx)
-        self.train = TensorSplit(images[train_idx], labels[train_idx])
-        self.test = TensorSplit(images[test_idx], labels[test_idx])
-        self.mean, self.std = channel_stats(self.train.images)
+        train = TensorSplit(images[train_idx], labels[train_idx])
+        super().__init__(train, (train, TensorSplit(images[test_idx], labels[test_idx])))
 
     def augment_defaults(self) -> dict[str, Any]:
         # an 8x8 digit cropped to 8% of its area keeps about 2x2 of its pixels: crop no smaller than 25%
         return {"crop_scale": (0.25, 1.0), "jitter_strength": 0.5, "blur": False}
-
-    def pretrain_split(self) -> Dataset:
-        return self.train
-
-    def eval_splits(self) -> tuple[Dataset, Dataset]:
-        return self.train, self.test
-
-    def pretrain_tensor(self) -> torch.Tensor:
-        return self.train.images

@@ -12,13 +12,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from torch.utils.data import Dataset
 
 import simclr
-from simclr.data import ImageDataset
+from simclr.data import InMemoryImageDataset, TensorSplit
 
 from .params import ImageFolderParams
-from .splits import TensorSplit, channel_stats
 
 log = logging.getLogger("simclr")
 
@@ -94,7 +92,7 @@ def _labelled(folder: Path, class_names: list[str] | None) -> tuple[list[Path], 
     return paths, labels, class_names, loose
 
 
-class ImageFolderDataset(ImageDataset):
+class ImageFolderDataset(InMemoryImageDataset):
     """Pre-trains on every readable image below ``train``; evaluates on ``eval_train`` / ``eval_test`` when
     given. mean and std come from the pre-training images."""
 
@@ -102,16 +100,16 @@ class ImageFolderDataset(ImageDataset):
         self.image_size = params.image_size
         reader = _Reader(params.image_size)
         paths = _files(params.train)
-        self.train = reader.read(paths, [-1] * len(paths), params.train)
+        pretrain = reader.read(paths, [-1] * len(paths), params.train)
         self.class_names: list[str] = []
-        self.eval: tuple[TensorSplit, TensorSplit] | None = None
+        eval_splits: tuple[TensorSplit, TensorSplit] | None = None
         if params.eval_train is not None and params.eval_test is not None:
             paths, labels, self.class_names, loose = _labelled(params.eval_train, None)
             reader.skipped += loose
             eval_train = reader.read(paths, labels, params.eval_train)
             paths, labels, _, loose = _labelled(params.eval_test, self.class_names)
             reader.skipped += loose
-            self.eval = (eval_train, reader.read(paths, labels, params.eval_test))
+            eval_splits = (eval_train, reader.read(paths, labels, params.eval_test))
         if reader.skipped:
             examples = ", ".join(str(p) for p in reader.skipped[:3])
             log.warning(
@@ -119,13 +117,4 @@ class ImageFolderDataset(ImageDataset):
                 len(reader.skipped),
                 examples,
             )
-        self.mean, self.std = channel_stats(self.train.images)
-
-    def pretrain_split(self) -> Dataset:
-        return self.train
-
-    def eval_splits(self) -> tuple[Dataset, Dataset] | None:
-        return self.eval
-
-    def pretrain_tensor(self) -> torch.Tensor:
-        return self.train.images
+        super().__init__(pretrain, eval_splits)

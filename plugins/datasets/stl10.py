@@ -11,11 +11,10 @@ import torch
 import torchvision
 from torch.utils.data import ConcatDataset, Dataset
 
-from simclr.data import ImageDataset
+from simclr.data import ImageDataset, TensorSplit, channel_stats
 
 from .files import load, require_files
 from .params import STL10Params
-from .splits import TensorSplit, channel_stats
 
 CLASS_NAMES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
 

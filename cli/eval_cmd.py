@@ -33,7 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Probe the frozen backbone features of a run (or checkpoint) on the dataset's labelled splits: "
         "logistic regression (linear probe), the same with K labels per class (few-label), and weighted kNN, "
         "beside a randomly initialised backbone of the same architecture. Accuracies are percentages. Writes "
-        "eval.json into the run directory and caches features under its features/ folder.",
+        "eval.json into the run directory (eval-<checkpoint>.json for a checkpoint other than the last, "
+        "...-<dataset>.json with --dataset) and caches features under its features/ folder.",
     )
     parser.add_argument("target", type=Path, metavar="RUN_DIR|CHECKPOINT", help="run directory or .pt checkpoint")
     parser.add_argument("--dataset", metavar="NAME", help="evaluate on another dataset (its default params)")
@@ -56,12 +57,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-baseline", action="store_true", help="skip the random-init baseline")
     parser.add_argument("--no-cache", action="store_true", help="extract features again and do not store them")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    parser.add_argument("--json", action="store_true", help="print eval.json's content instead of a table")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON instead of a table")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from simclr.evaluate import evaluate_run
+    from simclr.evaluate import eval_path, evaluate_run
 
     result = evaluate_run(
         args.target,
@@ -80,16 +81,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     else:
-        print_report(result)
+        print_report(result, eval_path(args.target, args.dataset))
     return 0
 
 
 def evaluate_and_report(run_dir: Path, device: str | None = None) -> dict[str, Any]:
     """Evaluate a run with its config's eval settings and print the table (what `simclr train` ends with)."""
-    from simclr.evaluate import evaluate_run
+    from simclr.evaluate import eval_path, evaluate_run
 
     result = evaluate_run(run_dir, device=device or "auto")
-    print_report(result)
+    print_report(result, eval_path(run_dir))
     return result
 
 
@@ -116,7 +117,7 @@ def _cell(data: dict[str, Any], path: str, spread: str | None) -> str:
     return f"{text} ± {_get(data, spread):.2f}" if spread else text
 
 
-def print_report(result: dict[str, Any]) -> None:
+def print_report(result: dict[str, Any], written: Path) -> None:
     baseline = result.get("baseline")
     table = Table(
         title=f"{result['dataset']}: accuracy (%) of frozen features, epoch {result['epoch']}, "
@@ -135,9 +136,6 @@ def print_report(result: dict[str, Any]) -> None:
             cells += [_cell(baseline, path, spread), f"{gain:+.2f}"]
         table.add_row(*cells)
     out.print(table)
-    from simclr.evaluate import EVAL_FILE, resolve_target
-
-    written = resolve_target(Path(result["checkpoint"]))[1] / EVAL_FILE
     err.print(
         f"checkpoint {result['checkpoint']} · {result['num_train']} train / {result['num_test']} test images · "
         f"{result['seconds']:.1f} s · wrote {written}",

@@ -30,6 +30,7 @@ from simclr.schema import EvalConfig, Experiment
 
 __all__ = [
     "EVAL_FILE",
+    "eval_path",
     "evaluate_run",
     "extract_features",
     "few_label_probe",
@@ -43,7 +44,7 @@ EVAL_FILE = "eval.json"
 
 
 def resolve_target(target: Path) -> tuple[Path, Path]:
-    """(checkpoint file, directory that receives eval.json and features/) for a run directory or a checkpoint
+    """(checkpoint file, directory that receives the results and features/) for a run directory or a checkpoint
     file; a file inside ``<run>/checkpoints/`` reports into ``<run>``, any other file into its own folder."""
     target = Path(target)
     if target.is_dir():
@@ -51,6 +52,18 @@ def resolve_target(target: Path) -> tuple[Path, Path]:
     if target.parent.name == CHECKPOINTS:
         return target, target.parent.parent
     return target, target.parent
+
+
+def eval_path(target: Path, dataset: str | None = None) -> Path:
+    """Where the evaluation of ``target`` (run directory or checkpoint file) is written: ``eval.json`` for a run's
+    last checkpoint on its own dataset, the file :mod:`simclr.report` reads; ``eval-<checkpoint>.json`` for any
+    other checkpoint file and ``...-<dataset>.json`` for another dataset, so evaluating an earlier epoch or
+    transferring to another dataset never replaces the run's own result."""
+    checkpoint, out_dir = resolve_target(target)
+    parts = [] if checkpoint.name == LAST_CHECKPOINT and checkpoint.parent.name == CHECKPOINTS else [checkpoint.stem]
+    if dataset is not None:
+        parts.append(dataset)
+    return out_dir / ("-".join([Path(EVAL_FILE).stem, *parts]) + ".json")
 
 
 def resolve_eval_device(name: str) -> torch.device:
@@ -184,7 +197,7 @@ def evaluate_run(
     progress: bool = True,
     cache: bool = True,
 ) -> dict[str, Any]:
-    """Evaluate a run directory or checkpoint file and write ``eval.json`` (see :func:`resolve_target`).
+    """Evaluate a run directory or checkpoint file and write the result to :func:`eval_path`'s file.
 
     ``dataset`` replaces the stored dataset (its params reset to that dataset's defaults) and ``overrides``
     (``key.path=value``) apply to the stored config; the other keyword arguments, when given, override the
@@ -197,7 +210,7 @@ def evaluate_run(
     torch_device = resolve_eval_device(device)
     state = load_checkpoint(checkpoint, map_location="cpu")
     if not os.access(out_dir, os.W_OK):
-        raise UserError(f"cannot write {EVAL_FILE} into {out_dir}; copy the checkpoint into a writable folder")
+        raise UserError(f"cannot write results into {out_dir}; copy the checkpoint into a writable folder")
     experiment = _experiment(state, checkpoint, dataset, overrides)
     cfg = _eval_config(
         experiment.eval,
@@ -270,7 +283,7 @@ def evaluate_run(
         )
         result["baseline"] = _probe_all(random_init, cfg, seed, torch_device)
     result["seconds"] = round(time.perf_counter() - started, 3)
-    _write_json(result, out_dir / EVAL_FILE)
+    _write_json(result, eval_path(target, dataset))
     return result
 
 

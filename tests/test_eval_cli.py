@@ -54,6 +54,7 @@ def test_eval_prints_a_table_with_the_baseline_beside(run_dir):
         assert text in result.stdout
     written = json.loads((run_dir / "eval.json").read_text())
     assert set(written["few_label"]) == {"1", "3"} and written["trained_on"] == "cuda:0"
+    assert f"wrote {run_dir / 'eval.json'}" in "".join(result.stderr.split("\n"))
 
 
 def test_eval_json_flags_override_the_config(run_dir, capsys):

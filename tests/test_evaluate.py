@@ -174,13 +174,18 @@ def test_checkpoint_saved_on_cuda_evaluates_on_cpu(evaluated, run_copy):
 
 
 def test_checkpoint_file_targets_report_next_to_their_run(run_copy, tmp_path):
-    evaluate_run(run_copy / "checkpoints" / "last.pt", baseline=False, progress=False)
-    assert (run_copy / EVAL_FILE).is_file()
+    last = evaluate_run(run_copy / "checkpoints" / "last.pt", baseline=False, progress=False)
+    assert json.loads((run_copy / EVAL_FILE).read_text()) == last
+    # an earlier checkpoint of the run reports beside eval.json, without replacing it
+    shutil.copy(run_copy / "checkpoints" / "last.pt", run_copy / "checkpoints" / "epoch-0001.pt")
+    earlier = evaluate_run(run_copy / "checkpoints" / "epoch-0001.pt", knn_k=3, baseline=False, progress=False)
+    assert json.loads((run_copy / "eval-epoch-0001.json").read_text()) == earlier
+    assert json.loads((run_copy / EVAL_FILE).read_text()) == last and earlier["knn"]["k"] == 3 != last["knn"]["k"]
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     shutil.copy(run_copy / "checkpoints" / "last.pt", elsewhere / "model.pt")
     result = evaluate_run(elsewhere / "model.pt", baseline=False, progress=False)
-    assert json.loads((elsewhere / EVAL_FILE).read_text()) == result
+    assert json.loads((elsewhere / "eval-model.json").read_text()) == result
     assert list((elsewhere / "features").glob("*.pt"))
 
 
@@ -189,6 +194,9 @@ def test_other_dataset_and_overrides(run_copy):
     result = evaluate_run(run_copy, dataset="synthetic", overrides=overrides, baseline=False, progress=False)
     assert result["dataset"] == "synthetic" and result["num_train"] == 150 and result["num_test"] == 50
     assert "top5" not in result["linear"]
+    # a transfer evaluation is kept apart from the run's own eval.json (the one `simclr report` reads)
+    assert json.loads((run_copy / "eval-synthetic.json").read_text()) == result
+    assert not (run_copy / EVAL_FILE).exists()
 
 
 def test_unusable_inputs_are_user_errors(run_copy, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -132,7 +133,8 @@ def cached_features(cache_dir: Path | None, parts: dict[str, Any], compute: Call
         cached = _read(path)
         if cached is not None:
             log.info("using cached features %s", path)
-            path.touch()  # its age is the time of its last use
+            with contextlib.suppress(OSError):  # its age is the time of its last use
+                path.touch()
             return cached
     features = compute()
     try:

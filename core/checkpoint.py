@@ -11,6 +11,7 @@ from typing import Any
 import torch
 
 from simclr.errors import UserError
+from simclr.rundir import CONFIG_FILE, is_run_dir, last_checkpoint
 
 FORMAT = "simclr-checkpoint"
 VERSION = 1
@@ -46,9 +47,19 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     """Read a checkpoint safely onto ``map_location``; any problem is a :class:`UserError` naming the file."""
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoints" / "last.pt"
+        if is_run_dir(path) and not last_checkpoint(path).is_file():
+            raise UserError(
+                f"{path}: the run stopped before its first checkpoint (written at the end of each epoch), so there "
+                f"is nothing to resume or evaluate; start it again with `simclr train {path / CONFIG_FILE} "
+                f"--out {path} --overwrite`"
+            )
+        path = last_checkpoint(path)
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint (expected a run directory or a .pt file written by simclr)")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if magic != b"PK\x03\x04" and not magic.startswith(b"\x80"):  # torch.save's zip format, or a legacy pickle
+        raise UserError(f"{path}: not a checkpoint file (not written by torch.save)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:

@@ -20,15 +20,32 @@ def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
     return root / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` is a directory a run left (it writes config.yaml before anything else)."""
+    return (path / CONFIG_FILE).is_file()
+
+
 def check_new_run_dir(path: Path, overwrite: bool) -> None:
-    """A new run must not clobber an existing one, and its file system must be writable with room to spare."""
+    """A new run must not clobber an existing one, ``--overwrite`` replaces only a run directory, and the file
+    system must be writable with room to spare."""
     if path.exists() and not path.is_dir():
         raise UserError(f"{path} exists and is not a directory; choose another --out directory")
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise UserError(
-            f"{path} already exists and is not empty; pass --resume {path} to continue it, "
-            "--overwrite to replace it, or --out to choose another directory"
-        )
+    if path.exists() and any(path.iterdir()):
+        if not is_run_dir(path):
+            raise UserError(
+                f"{path} is not empty and is not a run directory (it has no {CONFIG_FILE}); "
+                "a run never writes into or deletes such a folder: choose another --out directory"
+            )
+        if not overwrite and last_checkpoint(path).is_file():
+            raise UserError(
+                f"{path} already holds a run; pass --resume {path} to continue it, "
+                "--overwrite to replace it, or --out to choose another directory"
+            )
+        if not overwrite:
+            raise UserError(
+                f"{path} already holds a run that stopped before its first checkpoint, so it cannot be resumed; "
+                "pass --overwrite to start it again, or --out to choose another directory"
+            )
     check_writable(path)
 
 

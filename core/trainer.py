@@ -105,7 +105,7 @@ class Trainer:
         self.show_progress = show_progress
         train = experiment.train
         self.runtime = make_runtime(train, device)
-        self.state = load_checkpoint(last_checkpoint(run_dir), "cpu") if resume else None
+        self.state = load_checkpoint(run_dir, "cpu") if resume else None
         if not resume:
             check_new_run_dir(run_dir, overwrite)
         seed_everything(train.seed)
@@ -140,6 +140,11 @@ class Trainer:
         self.stopping = False
         if self.state is not None:
             self._restore(self.state)
+            if self.epoch > train.epochs:
+                raise UserError(
+                    f"{run_dir} has trained {self.epoch} epochs, more than train.epochs={train.epochs}; "
+                    f"a resume can only train longer: pass --set train.epochs=N with N >= {self.epoch}"
+                )
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         if self.runtime.distributed:
@@ -174,13 +179,14 @@ class Trainer:
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
-        try:
-            self.model.load_state_dict(state["model"])
-        except RuntimeError as exc:
+        mismatch = state_dict_mismatch(self.model.state_dict(), state["model"])
+        if mismatch:
             raise UserError(
                 f"{last_checkpoint(self.run_dir)}: the checkpoint's weights do not fit the model of "
-                f"{self.run_dir / CONFIG_FILE}: {str(exc).splitlines()[0]}"
-            ) from None
+                f"{self.run_dir / CONFIG_FILE} ({mismatch}). A resumed run keeps its architecture: "
+                "--set may not change model.* or the dataset's image size"
+            )
+        self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -243,6 +249,12 @@ class Trainer:
         """Train to the configured number of epochs; returns the last epoch's record."""
         self._start()
         epochs = self.experiment.train.epochs
+        if self.epoch == epochs:
+            log.warning(
+                "%s has already trained all %d epochs; nothing to do (pass --set train.epochs=N to train longer)",
+                self.run_dir,
+                epochs,
+            )
         progress = TrainProgress(epochs, self.steps_per_epoch, enabled=self.runtime.is_main and self.show_progress)
         status, last = "failed", {}
         try:
@@ -329,7 +341,8 @@ class Trainer:
     def _interrupted(self, signals: dict, path: Path | None = None) -> Interrupted:
         path = path or last_checkpoint(self.run_dir)
         return Interrupted(
-            f"stopped by {signals['signal']} at epoch {self.epoch + 1}, step {self.global_step}; "
+            f"stopped by {signals['signal']} in epoch {self.epoch + 1} of {self.experiment.train.epochs}, "
+            f"at step {self.global_step}; "
             f"checkpoint saved to {path}. Continue with: simclr train --resume {self.run_dir}"
         )
 
@@ -378,11 +391,16 @@ class Trainer:
         if interval.first_bad_offset is not None:
             bad_step = first_step + interval.first_bad_offset + 1
             last = f"{self.last_finite_loss:.6g}" if self.last_finite_loss is not None else "none"
+            checkpoint = last_checkpoint(self.run_dir)
+            kept = (
+                f"The last good checkpoint is kept in {checkpoint}."
+                if checkpoint.is_file()
+                else "No checkpoint was written yet (the first is written at the end of the first epoch)."
+            )
             raise TrainingError(
-                f"the loss became non-finite (NaN or Inf) at step {bad_step} (epoch {self.epoch + 1}); "
-                f"last finite loss: {last}. The last good checkpoint is kept in "
-                f"{last_checkpoint(self.run_dir)}. Try a lower optimizer.lr, a longer schedule.warmup_epochs, "
-                "or train.precision: fp32."
+                f"the loss became non-finite (NaN or Inf) at step {bad_step} (epoch {self.epoch + 1} of "
+                f"{self.experiment.train.epochs}); last finite loss: {last}. {kept} Try a lower optimizer.lr, a "
+                "longer schedule.warmup_epochs, or train.precision: fp32."
             )
         record = {
             "type": "step",
@@ -393,6 +411,23 @@ class Trainer:
             "images_per_sec": interval.steps * self.experiment.data.batch_size / max(seconds, 1e-9),
         }
         return record, interval.steps
+
+
+def state_dict_mismatch(expected: dict[str, torch.Tensor], found: dict[str, Any]) -> str:
+    """How ``found`` (a checkpoint's weights) differs from ``expected`` (the model's): a short summary naming
+    the first differences, or "" when every key is there with the same shape."""
+    missing = [key for key in expected if key not in found]
+    unexpected = [key for key in found if key not in expected]
+    reshaped = [
+        f"{key} {list(found[key].shape)} vs {list(value.shape)} here"
+        for key, value in expected.items()
+        if key in found and isinstance(found[key], torch.Tensor) and found[key].shape != value.shape
+    ]
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("other shape", reshaped)):
+        if keys:
+            parts.append(f"{len(keys)} {label}, e.g. {', '.join(keys[:2])}")
+    return "; ".join(parts)
 
 
 def run_dir_config(run_dir: Path) -> dict[str, Any]:

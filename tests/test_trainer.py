@@ -151,9 +151,17 @@ class NaNAfter(torch.nn.Module):
 def test_non_finite_loss_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
     trainer = Trainer(tiny(["train.log_every=10"]), tmp_path / "run", show_progress=False)
     trainer.loss_fn = NaNAfter(trainer.loss_fn, good_calls=4)
-    with pytest.raises(TrainingError, match=r"at step 5 \(epoch 2\); last finite loss: \d"):
+    with pytest.raises(TrainingError, match=r"at step 5 \(epoch 2 of 2\); last finite loss: \d.* kept in"):
         trainer.fit()
     assert load_checkpoint(tmp_path / "run")["global_step"] == 3
+
+
+def test_non_finite_loss_before_the_first_checkpoint_says_there_is_none(tmp_path):
+    trainer = Trainer(tiny(), tmp_path / "run", show_progress=False)
+    trainer.loss_fn = NaNAfter(trainer.loss_fn, good_calls=1)
+    with pytest.raises(TrainingError, match=r"at step 2 \(epoch 1 of 2\).* No checkpoint was written yet"):
+        trainer.fit()
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
@@ -181,6 +189,10 @@ def test_truncated_or_foreign_checkpoints_are_clear_errors(tmp_path):
     torch.save({"something": 1}, tmp_path / "other.pt")
     with pytest.raises(UserError, match="not a simclr checkpoint"):
         load_checkpoint(tmp_path / "other.pt")
+    for text in ("# a README\n", "{}", ""):
+        (tmp_path / "text.pt").write_text(text)
+        with pytest.raises(UserError, match=r"not a checkpoint file \(not written by torch.save\)"):
+            load_checkpoint(tmp_path / "text.pt")
 
 
 def test_step_never_reads_back_from_the_device(tmp_path, monkeypatch):
@@ -213,13 +225,52 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_existing_run_dir_is_not_overwritten(tmp_path):
+def test_a_folder_that_is_not_a_run_is_never_written_into_even_with_overwrite(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "keep.txt").write_text("precious")
-    result = run_simclr("train", write_config(tmp_path, TINY), "--out", str(out))
-    assert result.returncode == 2 and "--resume" in result.stderr
-    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    (out / "thesis.tex").write_text("precious")
+    result = run_simclr("train", write_config(tmp_path, TINY), "--out", str(out), "--overwrite")
+    assert result.returncode == 2 and "is not a run directory" in result.stderr
+    assert [p.name for p in out.iterdir()] == ["thesis.tex"]
+
+
+def test_an_existing_run_is_resumed_or_overwritten_only_when_asked(tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny(["train.epochs=1"]), run, show_progress=False).fit()
+    with pytest.raises(UserError, match=f"already holds a run; pass --resume {run}"):
+        Trainer(tiny(), run, show_progress=False)
+    replaced = Trainer(tiny(["train.epochs=1", "train.seed=9"]), run, overwrite=True, show_progress=False)
+    replaced.fit()
+    assert load_checkpoint(run)["config"]["train"]["seed"] == 9
+
+
+def test_a_run_that_stopped_before_its_first_checkpoint_can_be_started_again(tmp_path):
+    run = tmp_path / "run"
+    trainer = Trainer(tiny(), run, show_progress=False)
+    trainer.loss_fn = NaNAfter(trainer.loss_fn, good_calls=0)
+    with pytest.raises(TrainingError):
+        trainer.fit()
+    assert (run / "config.yaml").is_file() and not (run / "checkpoints" / "last.pt").exists()
+    with pytest.raises(UserError, match="stopped before its first checkpoint, so it cannot be resumed; pass --overw"):
+        Trainer(tiny(), run, show_progress=False)
+    with pytest.raises(UserError, match=f"start it again with `simclr train {run / 'config.yaml'} --out {run} --ov"):
+        Trainer(tiny(), run, resume=True, show_progress=False)
+    Trainer(tiny(["train.epochs=1"]), run, overwrite=True, show_progress=False).fit()
+    assert load_checkpoint(run)["epoch"] == 1
+
+
+def test_a_resume_trains_longer_never_shorter_and_keeps_the_architecture(tmp_path, caplog):
+    run = tmp_path / "run"
+    Trainer(tiny(), run, show_progress=False).fit()
+    config_before = (run / "config.yaml").read_text()
+    with pytest.raises(UserError, match=r"has trained 2 epochs, more than train.epochs=1.*N >= 2"):
+        Trainer(tiny(["train.epochs=1"]), run, resume=True, show_progress=False)
+    with pytest.raises(UserError, match=r"do not fit the model.*other shape, e.g. .*keeps its architecture"):
+        Trainer(tiny(["model.projection.out_dim=8"]), run, resume=True, show_progress=False)
+    assert (run / "config.yaml").read_text() == config_before
+    with caplog.at_level("WARNING", logger="simclr"):
+        Trainer(tiny(), run, resume=True, show_progress=False).fit()
+    assert "already trained all 2 epochs; nothing to do" in caplog.text
 
 
 def test_out_or_resume_pointing_at_a_file_is_a_clear_error(tmp_path):

@@ -110,6 +110,12 @@ class Trainer:
             check_new_run_dir(run_dir, overwrite)
         seed_everything(train.seed)
         self.dataset = experiment.data.dataset.build()
+        if experiment.eval.after_train and self.dataset.eval_splits() is None:
+            raise UserError(
+                f"eval.after_train is true but dataset '{experiment.data.dataset.name}' has no labelled train/test "
+                "splits to evaluate on; set eval.after_train: false (and evaluate later with `simclr eval RUN_DIR "
+                "--dataset NAME`), or give the dataset labelled splits"
+            )
         model = build_model(experiment, self.dataset.image_size)
         if self.runtime.distributed and experiment.model.sync_batchnorm:
             model = global_batchnorm(model, self.runtime.device)

@@ -116,3 +116,28 @@ import simclr
 def simclr_on_log(run, record):
     raise ValueError("logger is broken")
 """
+
+CLASHING_MINERS = """
+import simclr
+
+def select_nothing(sim, positive_mask, margin):
+    return positive_mask & False
+
+@simclr.hookimpl
+def simclr_register_miners(registry):
+    registry.add("lenient", lambda p: select_nothing, simclr.NoParams, "registered alongside the clash")
+    registry.add("hardest", lambda p: select_nothing, simclr.NoParams, "clashes with the built-in miner")
+
+@simclr.hookimpl
+def simclr_on_log(run, record):
+    raise AssertionError("a rejected plugin's lifecycle hooks must not run")
+"""
+
+SHARED_LOSS = """
+import torch
+import simclr
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("shared", lambda p: torch.nn.Identity(), simclr.NoParams, "claimed by two plugins")
+"""

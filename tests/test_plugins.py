@@ -6,18 +6,21 @@ import json
 
 import pytest
 from plugin_fixtures import (
+    CLASHING_MINERS,
     DUPLICATE_NT_XENT,
     GOOD_LOSS,
     LAX_PARAMS,
     RAISES_AT_IMPORT,
     RAISES_IN_HOOK,
     RAISES_IN_LIFECYCLE,
+    SHARED_LOSS,
     WRONG_TYPE,
     builtin_entry_points,
     make_distribution,
 )
 
 import simclr
+from simclr import plugin_manager
 from simclr.errors import ConfigError, PluginError, TrainingError
 from simclr.plugin_manager import DISABLE_ENV, load_plugins
 
@@ -71,11 +74,63 @@ def test_broken_import_and_registration_are_isolated(tmp_path, monkeypatch):
 def test_duplicate_name_names_both_providers(tmp_path, monkeypatch):
     eps = make_distribution(tmp_path, "simclr-plugin-dupe", {"dupe": DUPLICATE_NT_XENT}, monkeypatch=monkeypatch)
     system = load_plugins(builtin_entry_points() + eps)
-    with pytest.raises(PluginError) as info:
-        system.registry.get("loss", "nt_xent")
+    assert system.registry.get("loss", "nt_xent").provider.plugin == "losses"
+    failure = next(f for f in system.registry.failures if f["plugin"] == "dupe")
+    assert "loss 'nt_xent'" in failure["error"]
+    assert "plugin 'losses' (distribution simclr" in failure["error"]
+    assert "plugin 'dupe' (distribution simclr-plugin-dupe 1.0)" in failure["error"]
+
+
+def test_plugin_clashing_with_a_builtin_is_rejected_whole(tmp_path, monkeypatch):
+    # "clash" sorts before "losses" and is listed first: the built-in must still win
+    eps = make_distribution(
+        tmp_path, "simclr-plugin-clash", {"clash": CLASHING_MINERS}, version="0.2", monkeypatch=monkeypatch
+    )
+    system = load_plugins(eps + builtin_entry_points())
+    monkeypatch.setattr(plugin_manager, "_system", system)
+
+    assert system.registry.get("miner", "hardest").provider.plugin == "losses"
+    loss = simclr.create("loss", "margin_triplet", miner="hardest")
+    assert loss.miner is simclr.create("miner", "hardest")
+    assert "lenient" not in system.registry.names("miner")
+    assert system.manager.get_plugin("clash") is None
+    system.call_lifecycle("simclr_on_log", strict=True, run=None, record={})
+
+    [failure] = [f for f in system.registry.failures if f["plugin"] == "clash"]
+    assert failure["distribution"] == "simclr-plugin-clash 0.2"
+    assert failure["stage"] == "registration"
+    assert "miner 'hardest'" in failure["error"]
+    assert "plugin 'clash' (distribution simclr-plugin-clash 0.2)" in failure["error"]
+    assert "plugin 'losses' (distribution simclr " in failure["error"]
+    assert f"{DISABLE_ENV}=clash" in failure["hint"]
+
+    with pytest.raises(ConfigError) as info:
+        simclr.create("miner", "lenient")
     message = str(info.value)
-    assert "plugin 'losses' (distribution simclr" in message and "simclr-plugin-dupe" in message
-    assert any("nt_xent" in f["error"] for f in system.registry.failures)
+    assert "unknown miner 'lenient'" in message
+    assert "plugin 'clash' (distribution simclr-plugin-clash 0.2)" in message and "miner 'hardest'" in message
+
+
+def test_clash_between_third_party_plugins_keeps_the_first_loaded(tmp_path, monkeypatch):
+    late = make_distribution(tmp_path / "b", "simclr-plugin-b", {"beta": SHARED_LOSS}, monkeypatch=monkeypatch)
+    early = make_distribution(tmp_path / "a", "simclr-plugin-a", {"alpha": SHARED_LOSS}, monkeypatch=monkeypatch)
+    for order in (late + early, early + late):
+        system = load_plugins(order)
+        assert system.registry.get("loss", "shared").provider.plugin == "alpha"
+        [failure] = system.registry.failures
+        assert failure["plugin"] == "beta"
+        assert "plugin 'alpha' (distribution simclr-plugin-a 1.0)" in failure["error"]
+        assert f"{DISABLE_ENV}=beta" in failure["hint"]
+
+
+def test_entry_point_name_taken_by_another_distribution_is_reported(tmp_path, monkeypatch):
+    eps = make_distribution(tmp_path, "simclr-plugin-shadow", {"losses": GOOD_LOSS}, monkeypatch=monkeypatch)
+    system = load_plugins(eps + builtin_entry_points())
+    assert system.registry.get("loss", "nt_xent").provider.distribution == "simclr"
+    assert "scaled_distance" not in system.registry.names("loss")
+    [failure] = system.registry.failures
+    assert failure["distribution"] == "simclr-plugin-shadow 1.0"
+    assert "plugin 'losses' (distribution simclr " in failure["error"]
 
 
 def test_disable_env_var_skips_plugins(tmp_path, monkeypatch):
@@ -118,10 +173,31 @@ def test_lifecycle_hook_error_is_reported_once_unless_strict(tmp_path, monkeypat
     for i in range(3):
         system.call_lifecycle("simclr_on_log", run=None, record={"step": i})
     assert [r["step"] for r in calls] == [0, 1, 2]
-    warnings = [r for r in caplog.records if "logger is broken" in r.getMessage()]
-    assert len(warnings) == 1 and "simclr-plugin-noisy" in warnings[0].getMessage()
+    warnings = [r.getMessage() for r in caplog.records if "logger is broken" in r.getMessage()]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        "plugin 'noisy' (distribution simclr-plugin-noisy 1.0) raised in simclr_on_log and is ignored: "
+        "ValueError: logger is broken"
+    )
     with pytest.raises(TrainingError, match="simclr-plugin-noisy.*logger is broken"):
         system.call_lifecycle("simclr_on_log", strict=True, run=None, record={"step": 9})
+
+
+def test_lifecycle_error_of_a_config_callback_names_the_callback(caplog):
+    system = load_plugins(builtin_entry_points())
+
+    class Plots:
+        @simclr.hookimpl
+        def simclr_on_train_end(self, run, record):
+            raise ValueError("plot writer is broken")
+
+    system.register_object(Plots(), "callback:1:plots", label="callback 'plots' (from train.callbacks)")
+    system.call_lifecycle("simclr_on_train_end", run=None, record={"status": "done"})
+    [warning] = [r.getMessage() for r in caplog.records if "plot writer is broken" in r.getMessage()]
+    assert warning.startswith(
+        "callback 'plots' (from train.callbacks) raised in simclr_on_train_end and is ignored: "
+        "ValueError: plot writer is broken"
+    )
 
 
 def test_plugins_list_json_reports_broken_plugin_and_keeps_builtins(tmp_path, cli):

@@ -225,6 +225,20 @@ def test_bad_config_exits_2_and_writes_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_evaluation_after_training_on_an_unlabelled_dataset_is_refused_before_training(tmp_path):
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(40):
+        Image.new("RGB", (20, 20), (6 * i, 0, 0)).save(images / f"{i}.png")
+    dataset = f"data.dataset={{name: image_folder, train: {images}, image_size: 16}}"
+    with pytest.raises(UserError, match="eval.after_train is true but dataset 'image_folder' has no labelled"):
+        Trainer(tiny([dataset, "eval.after_train=true"]), tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run").exists()
+    Trainer(tiny([dataset, "eval.after_train=false"]), tmp_path / "run", show_progress=False)
+
+
 def test_a_folder_that_is_not_a_run_is_never_written_into_even_with_overwrite(tmp_path):
     out = tmp_path / "out"
     out.mkdir()

@@ -6,6 +6,8 @@ override that introduced the value.
 
 from __future__ import annotations
 
+import difflib
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -144,17 +146,42 @@ def _locate(positions: Positions, path: PathKey) -> str:
     return ""
 
 
+def _known_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The field names of the section that holds ``loc``'s last key, following the schema down from ``model``."""
+    current: type[BaseModel] | None = model
+    for part in loc[:-1]:
+        if isinstance(part, int):  # an item of a list of sections
+            continue
+        if current is None or part not in current.model_fields:
+            return []
+        current = _section_type(current.model_fields[part].annotation)[0]
+    return list(current.model_fields) if current is not None else []
+
+
+def _unknown_key_message(key: Any, known: list[str]) -> str:
+    message = "unknown key (not a field of this section)"
+    close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.75)
+    if close:
+        return f"{message}; did you mean '{close[0]}'?"
+    return f"{message}; its keys: {', '.join(known)}" if known else message
+
+
 def validation_issues(
-    exc: ValidationError, prefix: PathKey = (), positions: Positions | None = None
+    exc: ValidationError,
+    prefix: PathKey = (),
+    positions: Positions | None = None,
+    model: type[BaseModel] | None = None,
 ) -> list[ConfigIssue]:
-    """ConfigIssues for a pydantic error below ``prefix``, each with the source line of its node."""
+    """ConfigIssues for a pydantic error below ``prefix``, each with the source line of its node; with the
+    ``model`` that was validated, an unknown key gets a did-you-mean hint."""
     positions = positions or {}
     issues = []
     for error in exc.errors(include_url=False):
         path = prefix + tuple(error["loc"])
         message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = "unknown key (not a field of this section)"
+            known = _known_keys(model, tuple(error["loc"])) if model is not None else []
+            message = _unknown_key_message(error["loc"][-1], known)
         elif error["type"] == "missing":
             message = "required, but missing"
         elif error["type"] == "model_type":
@@ -216,13 +243,29 @@ def _validate_section(kind: str, raw: dict, path: PathKey, positions: Positions)
     try:
         return component.params.model_validate(params)
     except ValidationError as exc:
-        return validation_issues(exc, path, positions)
+        return validation_issues(exc, path, positions, component.params)
+
+
+def _non_finite(data: Any, path: PathKey = ()) -> Iterator[PathKey]:
+    """Paths of the infinite and NaN numbers in raw data (YAML's .inf and .nan): no setting means them."""
+    if isinstance(data, float) and not math.isfinite(data):
+        yield path
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from _non_finite(value, path + (key,))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from _non_finite(value, path + (index,))
 
 
 def validate(data: dict[str, Any], positions: Positions | None = None) -> Experiment:
     """Validate raw experiment data: each component section with its own params model, and the rest with the
     schema; every problem found is reported together."""
     positions = positions or {}
+    non_finite = [
+        ConfigIssue(_locate(positions, path), _dotted(path), "must be a finite number (.inf and .nan are refused)")
+        for path in _non_finite(data)
+    ]
     issues: list[ConfigIssue] = []
     resolved: dict[PathKey, BaseModel] = {}
     for path, kind, raw in _raw_sections(Experiment, data):
@@ -234,9 +277,11 @@ def validate(data: dict[str, Any], positions: Positions | None = None) -> Experi
     try:
         experiment = Experiment.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_issues(exc, (), positions) + issues) from None
-    if issues:
-        raise ConfigError(issues)
+        issues = validation_issues(exc, (), positions, Experiment) + issues
+    if issues or non_finite:
+        # a non-finite number is reported once, as such, not also as out of its field's range
+        flagged = {issue.path for issue in non_finite}
+        raise ConfigError(non_finite + [issue for issue in issues if issue.path not in flagged])
     if experiment.train.callbacks is None:
         from simclr.plugin_manager import plugin_system
         from simclr.schema import CallbackSection
@@ -256,6 +301,17 @@ def validate(data: dict[str, Any], positions: Positions | None = None) -> Experi
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:
     """Read, override and validate an experiment file."""
     data, positions = load_yaml(path)
+    if "data" not in data and ("grid" in data or "runs" in data):
+        raise ConfigError(
+            [
+                ConfigIssue(
+                    str(path),
+                    "",
+                    "this is a sweep file (it has grid: or runs:), not an experiment; check it with "
+                    f"`simclr sweep {path} --dry-run` and run it with `simclr sweep {path}`",
+                )
+            ]
+        )
     apply_overrides(data, positions, overrides or [])
     return validate(data, positions)
 

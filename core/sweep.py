@@ -239,7 +239,7 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), out: str | Path 
     try:
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_issues(exc, (), positions)) from None
+        raise ConfigError(validation_issues(exc, (), positions, SweepSpec)) from None
     out_dir = Path(out or spec.out or Path("runs") / path.stem)
     sweep = Sweep(path, out_dir, spec.eval)
     common = [(text, positions.get(("set", i), src)) for i, text in enumerate(spec.set)]

@@ -72,20 +72,34 @@ def test_overrides_apply_and_parse_yaml_values(tmp_path):
 
 # (file text, or (GOOD, overrides)), expected source, expected dotted path, expected words in the message
 CATALOGUE = [
-    ("unknown top-level key", GOOD + "extra: 1\n", "exp.yaml:19", "extra", "unknown key"),
+    ("unknown top-level key", GOOD + "extra: 1\n", "exp.yaml:19", "extra", "its keys: name, data, model, loss"),
     (
         "unknown key in data",
         GOOD.replace("batch_size: 32", "batch_sise: 32"),
         "exp.yaml:6",
         "data.batch_sise",
-        "unknown",
+        "unknown key (not a field of this section); did you mean 'batch_size'?",
     ),
     (
         "unknown loss param",
         GOOD.replace("temperature: 0.5", "temprature: 0.5"),
         "exp.yaml:12",
         "loss.temprature",
-        "unknown",
+        "did you mean 'temperature'?",
+    ),
+    (
+        "infinite temperature",
+        GOOD.replace("temperature: 0.5", "temperature: .inf"),
+        "exp.yaml:12",
+        "loss.temperature",
+        "must be a finite number",
+    ),
+    (
+        "NaN learning rate",
+        GOOD.replace("lr: 0.001", "lr: .nan"),
+        "exp.yaml:15",
+        "optimizer.lr",
+        "must be a finite number",
     ),
     (
         "negative temperature",
@@ -343,3 +357,10 @@ def test_callbacks_default_to_the_default_on_ones_and_a_list_replaces_them(tmp_p
     chosen = config.load_experiment(path, ["train.callbacks=[{name: tensorboard}]"]).train.callbacks
     assert [c.name for c in chosen] == ["tensorboard"]
     assert config.load_experiment(path, ["train.callbacks=[]"]).train.callbacks == []
+
+
+def test_a_sweep_file_given_as_an_experiment_points_at_simclr_sweep(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text("base: exp.yaml\ngrid:\n  loss.temperature: [0.1, 0.5]\n")
+    with pytest.raises(ConfigError, match=f"this is a sweep file .* `simclr sweep {path} --dry-run`"):
+        config.load_experiment(path)

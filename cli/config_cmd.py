@@ -8,14 +8,14 @@ from simclr import config
 from simclr.cli.output import err, out, print_json
 
 
-def add_set_argument(parser: argparse.ArgumentParser) -> None:
+def add_set_argument(parser: argparse.ArgumentParser, example: str = "loss.temperature=0.1") -> None:
     parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY.PATH=VALUE",
-        help="override a config value (repeatable), e.g. --set loss.temperature=0.1",
+        help=f"override a config value (repeatable), e.g. --set {example}",
     )
 
 

@@ -38,7 +38,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("target", type=Path, metavar="RUN_DIR|CHECKPOINT", help="run directory or .pt checkpoint")
     parser.add_argument("--dataset", metavar="NAME", help="evaluate on another dataset (its default params)")
-    add_set_argument(parser)
+    add_set_argument(parser, example="eval.knn_k=20 (data.*, eval.* and train.seed only)")
     parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N or mps")
     parser.add_argument(
         "--labels-per-class",

@@ -83,7 +83,18 @@ def resolve_eval_device(name: str) -> torch.device:
     return device
 
 
+#: the config keys `simclr eval --set` may change: the model and its training are the checkpoint's
+EVAL_OVERRIDABLE = ("data", "eval", "train.seed")
+
+
 def _experiment(state: dict[str, Any], checkpoint: Path, dataset: str | None, overrides: Sequence[str]) -> Experiment:
+    for text in overrides:
+        key = text.split("=", 1)[0].strip()
+        if not any(key == allowed or key.startswith(f"{allowed}.") for allowed in EVAL_OVERRIDABLE):
+            raise UserError(
+                f"--set {text}: an evaluation changes only data.*, eval.* and train.seed (which seeds the baseline "
+                "and the few-label draws); the model and how it was trained are the checkpoint's"
+            )
     config = state.get("config")
     if not isinstance(config, dict) or not isinstance(state.get("model"), dict):
         raise UserError(f"{checkpoint}: the checkpoint holds no model weights and config; was it written by simclr?")

@@ -215,6 +215,9 @@ def test_unusable_inputs_are_user_errors(run_copy, tmp_path):
         evaluate_run(tmp_path / "nothing", progress=False)
     with pytest.raises(UserError, match="knn_k"):
         evaluate_run(run_copy, knn_k=0, progress=False)
+    for ignored in ("model.projection.out_dim=8", "train.epochs=999", "optimizer={name: lars}", "dataa.x=1"):
+        with pytest.raises(UserError, match=r"changes only data\.\*, eval\.\* and train\.seed"):
+            evaluate_run(run_copy, overrides=[ignored], progress=False)
     assert not (run_copy / EVAL_FILE).exists()
 
 

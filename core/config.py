@@ -243,7 +243,18 @@ def _validate_section(kind: str, raw: dict, path: PathKey, positions: Positions)
     try:
         return component.params.model_validate(params)
     except ValidationError as exc:
-        return validation_issues(exc, path, positions, component.params)
+        issues = validation_issues(exc, path, positions, component.params)
+    name_source = positions.get(name_path, "")
+    if name_source.startswith("--set"):  # a dotted override changed the name but kept the old component's params
+        replace = f"--set '{_dotted(path)}={{name: {raw['name']}}}'"
+        hint = f"; {name_source} kept the section's other keys: replace it whole, e.g. {replace}"
+        issues = [
+            ConfigIssue(issue.source, issue.path, issue.message + hint)
+            if issue.message.startswith("unknown key")
+            else issue
+            for issue in issues
+        ]
+    return issues
 
 
 def _non_finite(data: Any, path: PathKey = ()) -> Iterator[PathKey]:

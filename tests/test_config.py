@@ -285,6 +285,13 @@ CATALOGUE = [
         "greater than 0",
     ),
     ("override unknown key", (GOOD, ["loss.tau=0.1"]), "--set loss.tau=0.1", "loss.tau", "unknown"),
+    (
+        "override switches a component by its name only",
+        (GOOD, ["loss.name=margin_triplet"]),
+        "exp.yaml:12",
+        "loss.temperature",
+        "--set loss.name=margin_triplet kept the section's other keys: replace it whole, e.g. --set 'loss={name: m",
+    ),
     ("override without =", (GOOD, ["loss.temperature"]), "--set loss.temperature", "", "KEY.PATH=VALUE"),
     (
         "override into a scalar",

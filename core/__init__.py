@@ -82,9 +82,8 @@ class ComponentRef:
         return core_schema.no_info_after_validator_function(self._check, handler(source))
 
     def _check(self, value: str) -> str:
-        from simclr.registry import suggest
+        from simclr.plugin_manager import plugin_system
 
-        installed = names(self.kind)
-        if value not in installed:
-            raise ValueError(f"unknown {self.kind} '{value}'; {suggest(value, installed)}")
+        if value not in names(self.kind):
+            raise ValueError(plugin_system().registry.unknown(self.kind, value))
         return value

@@ -16,11 +16,13 @@ from typing import Any
 import pluggy
 
 from simclr import hookspecs
-from simclr.errors import SimCLRError, TrainingError
-from simclr.registry import KINDS, Component, Provider, Registrar, Registry
+from simclr.errors import PluginError, SimCLRError, TrainingError
+from simclr.registry import KINDS, Component, NameClash, Provider, Registrar, Registry
 
 ENTRY_POINT_GROUP = "simclr"
 DISABLE_ENV = "SIMCLR_DISABLE_PLUGINS"
+#: the distribution of the built-in plugins; they load first, so they keep their component names
+BUILTIN_DISTRIBUTION = "simclr"
 log = logging.getLogger("simclr")
 
 
@@ -48,7 +50,8 @@ class PluginSystem:
 
     manager: pluggy.PluginManager
     registry: Registry
-    providers: dict[str, Provider] = field(default_factory=dict)
+    #: pluggy name of each registered plugin or object -> how warnings about it name it
+    labels: dict[str, str] = field(default_factory=dict)
     _reported: set[str] = field(default_factory=set)
 
     def call_lifecycle(self, hook_name: str, strict: bool = False, **kwargs: Any) -> None:
@@ -59,22 +62,35 @@ class PluginSystem:
             try:
                 impl.function(**{name: kwargs[name] for name in impl.argnames})
             except Exception as exc:
-                provider = self.providers.get(impl.plugin_name)
-                who = str(provider) if provider else f"plugin '{impl.plugin_name}'"
+                who = self.labels.get(impl.plugin_name, f"plugin '{impl.plugin_name}'")
                 if strict:
                     raise TrainingError(f"{who} raised in {hook_name} (--strict): {_short_error(exc)}") from exc
                 if impl.plugin_name not in self._reported:
                     self._reported.add(impl.plugin_name)
                     log.warning("%s raised in %s and is ignored: %s", who, hook_name, _short_error(exc))
 
-    def register_object(self, obj: Any, name: str) -> None:
-        """Register a callback object (built from a config) so its lifecycle hooks are called."""
+    def register_object(self, obj: Any, name: str, label: str | None = None) -> None:
+        """Register a callback object (built from a config) so its lifecycle hooks are called. ``name`` must be
+        unique among registered plugins; ``label`` is how warnings name the object, e.g.
+        ``callback 'plots' (from train.callbacks)``."""
         self.manager.register(obj, name=name)
-        self.providers.setdefault(name, Provider(name, "config callback", ""))
+        self.labels[name] = label or f"callback object '{name}'"
+
+
+def _load_order(candidate: tuple[importlib.metadata.EntryPoint, Provider]) -> tuple[bool, str, str]:
+    entry_point, provider = candidate
+    return provider.distribution != BUILTIN_DISTRIBUTION, entry_point.name, provider.distribution
 
 
 def load_plugins(entry_points: list[importlib.metadata.EntryPoint] | None = None) -> PluginSystem:
-    """Load every plugin of the ``simclr`` entry-point group, isolating failures."""
+    """Load every plugin of the ``simclr`` entry-point group, isolating failures.
+
+    Load order: the built-in plugins (distribution ``simclr``) first, then the others by entry-point name, then
+    distribution name. A plugin registers all its components or none: one that registers a kind and name an
+    earlier plugin already registered is rejected whole and reported, so built-ins keep their names and, between
+    two third-party plugins, the first loaded keeps the name. Likewise an entry-point name already taken by
+    another distribution's plugin is reported and that later plugin is skipped.
+    """
     manager = pluggy.PluginManager(hookspecs.PROJECT)
     manager.add_hookspecs(hookspecs)
     registry = Registry()
@@ -82,54 +98,59 @@ def load_plugins(entry_points: list[importlib.metadata.EntryPoint] | None = None
     if entry_points is None:
         entry_points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
     blocked = disabled_plugins()
-    seen: set[str] = set()
-    for entry_point in sorted(entry_points, key=lambda ep: ep.name):
-        provider = _provider(entry_point)
-        if entry_point.name in blocked or entry_point.name in seen:
+    seen: set[Provider] = set()
+    owners: dict[str, Provider] = {}
+    for entry_point, provider in sorted(((ep, _provider(ep)) for ep in entry_points), key=_load_order):
+        if entry_point.name in blocked or provider in seen:
             continue
-        seen.add(entry_point.name)
+        seen.add(provider)
+        owner = owners.setdefault(entry_point.name, provider)
+        if owner != provider:
+            error = PluginError(f"plugin name '{entry_point.name}' is already taken by {owner}")
+            hint = f"uninstall {provider.distribution} ({DISABLE_ENV}={entry_point.name} would disable both)"
+            registry.failures.append(_failure(provider, "import", error, hint))
+            continue
         try:
             plugin = entry_point.load()
             manager.register(plugin, name=entry_point.name)
         except Exception as exc:
             registry.failures.append(_failure(provider, "import", exc))
             continue
-        system.providers[entry_point.name] = provider
         added: list[Component] = []
         try:
             for kind, spec in KINDS.items():
                 for impl in getattr(manager.hook, spec.hook).get_hookimpls():
                     if impl.plugin_name == entry_point.name:
                         impl.function(**{name: Registrar(kind, provider, added) for name in impl.argnames})
+            registry.add_plugin(added)
         except Exception as exc:
             manager.unregister(name=entry_point.name)
-            registry.failures.append(_failure(provider, "registration", exc))
+            failure = _failure(provider, "registration", exc)
+            registry.failures.append(failure)
+            registry.reject(added, f"{provider} failed to register: {failure['error']}")
             continue
-        for component in added:
-            registry.add(component)
-    for (kind, name), providers in registry.conflicts.items():
-        registry.failures.append(
-            {
-                "plugin": ", ".join(p.plugin for p in providers),
-                "distribution": ", ".join(f"{p.distribution} {p.version}" for p in providers),
-                "stage": "registration",
-                "error": f"{kind} '{name}' is registered by " + " and by ".join(str(p) for p in providers),
-                "hint": f"uninstall one, or set {DISABLE_ENV}=<plugin> to disable one",
-            }
-        )
+        system.labels[entry_point.name] = str(provider)
     return system
 
 
-def _failure(provider: Provider, stage: str, exc: BaseException) -> dict[str, str]:
+def _failure(provider: Provider, stage: str, exc: BaseException, hint: str = "") -> dict[str, str]:
     log.debug("plugin %s failed at %s", provider.plugin, stage, exc_info=exc)
-    error = str(exc) if isinstance(exc, SimCLRError) else _short_error(exc)
     return {
         "plugin": provider.plugin,
         "distribution": f"{provider.distribution} {provider.version}",
         "stage": stage,
-        "error": error,
-        "hint": f"fix or uninstall {provider.distribution}, or set {DISABLE_ENV}={provider.plugin}",
+        "error": str(exc) if isinstance(exc, SimCLRError) else _short_error(exc),
+        "hint": hint or _hint(provider, exc),
     }
+
+
+def _hint(provider: Provider, exc: BaseException) -> str:
+    if isinstance(exc, NameClash):
+        return (
+            f"uninstall one, or set {DISABLE_ENV}={provider.plugin} to skip this plugin "
+            f"({DISABLE_ENV}={exc.registered.provider.plugin} to load this one instead)"
+        )
+    return f"fix or uninstall {provider.distribution}, or set {DISABLE_ENV}={provider.plugin}"
 
 
 _system: PluginSystem | None = None

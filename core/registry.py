@@ -112,7 +112,8 @@ class Component:
         except ValidationError as exc:
             from simclr.config import validation_issues
 
-            raise ConfigError(validation_issues(exc, prefix=tuple(path.split(".")) if path else ())) from None
+            prefix = tuple(path.split(".")) if path else ()
+            raise ConfigError(validation_issues(exc, prefix=prefix, model=self.params)) from None
 
     def build(self, params: BaseModel, *context: Any) -> Any:
         """Call the factory with validated params and the kind's context arguments; check what it returns."""
@@ -152,23 +153,44 @@ def suggest(name: str, choices: list[str]) -> str:
     return f"{hint}installed: {', '.join(sorted(choices)) or '(none)'}"
 
 
+class NameClash(PluginError):
+    """A plugin registers a kind and name that an earlier plugin already registered."""
+
+    def __init__(self, new: Component, registered: Component) -> None:
+        self.new = new
+        self.registered = registered
+        super().__init__(
+            f"{new.kind} '{new.name}' is registered by both {registered.provider} and {new.provider}; "
+            "the first keeps it, the second is not loaded"
+        )
+
+
 @dataclass
 class Registry:
-    """All installed components, by kind and name; plus the plugins that failed to load."""
+    """All installed components, by kind and name; plus the plugins that failed to load.
+
+    A plugin's components are added all together or not at all (:meth:`add_plugin`): a name that an earlier
+    plugin registered keeps its first provider and the later plugin is rejected whole.
+    """
 
     components: dict[str, dict[str, Component]] = field(default_factory=lambda: {k: {} for k in KINDS})
-    conflicts: dict[tuple[str, str], list[Provider]] = field(default_factory=dict)
+    #: (kind, name) of a component whose plugin was rejected -> why, for the "unknown" error
+    rejected: dict[tuple[str, str], str] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
 
-    def add(self, component: Component) -> None:
-        existing = self.components[component.kind].get(component.name)
-        key = (component.kind, component.name)
-        if existing is not None or key in self.conflicts:
-            providers = self.conflicts.setdefault(key, [existing.provider] if existing else [])
-            providers.append(component.provider)
-            self.components[component.kind].pop(component.name, None)
-            return
-        self.components[component.kind][component.name] = component
+    def add_plugin(self, components: list[Component]) -> None:
+        """Add one plugin's components, or none of them if one's name is taken (:class:`NameClash`)."""
+        for component in components:
+            registered = self.components[component.kind].get(component.name)
+            if registered is not None:
+                raise NameClash(component, registered)
+        for component in components:
+            self.components[component.kind][component.name] = component
+
+    def reject(self, components: list[Component], reason: str) -> None:
+        """Record why ``components`` (of a plugin that failed to register) are not available."""
+        for component in components:
+            self.rejected.setdefault((component.kind, component.name), reason)
 
     def names(self, kind: str) -> list[str]:
         _check_kind(kind)
@@ -180,18 +202,17 @@ class Registry:
 
     def get(self, kind: str, name: str, path: str = "") -> Component:
         _check_kind(kind)
-        if (kind, name) in self.conflicts:
-            providers = " and ".join(str(p) for p in self.conflicts[(kind, name)])
-            raise PluginError(
-                f"{kind} '{name}' is provided by {providers}; "
-                "uninstall one or disable it with SIMCLR_DISABLE_PLUGINS=<plugin>."
-            )
         try:
             return self.components[kind][name]
         except KeyError:
-            raise ConfigError(
-                ConfigIssue("", path or kind, f"unknown {kind} '{name}'; {suggest(name, self.names(kind))}")
-            ) from None
+            raise ConfigError(ConfigIssue("", path or kind, self.unknown(kind, name))) from None
+
+    def unknown(self, kind: str, name: str) -> str:
+        """The message for a ``kind`` named ``name`` that is not registered: why, if its plugin was rejected,
+        and what is installed."""
+        reason = self.rejected.get((kind, name))
+        why = f"it was not registered because {reason}; " if reason else ""
+        return f"unknown {kind} '{name}'; {why}{suggest(name, self.names(kind))}"
 
 
 def _check_kind(kind: str) -> None:
@@ -221,4 +242,6 @@ class Registrar:
             raise TypeError(f"params of {self.kind} '{name}' must be a pydantic BaseModel subclass")
         if params.model_config.get("extra") != "forbid":
             raise TypeError(f"params model of {self.kind} '{name}' must set model_config extra='forbid'")
+        if any(c.kind == self.kind and c.name == name for c in self._added):
+            raise ValueError(f"{self.kind} '{name}' is registered twice")
         self._added.append(Component(self.kind, name, factory, params, description.strip(), self.provider, default))

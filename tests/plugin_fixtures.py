@@ -141,3 +141,17 @@ import simclr
 def simclr_register_losses(registry):
     registry.add("shared", lambda p: torch.nn.Identity(), simclr.NoParams, "claimed by two plugins")
 """
+
+TWICE = """
+import torch
+import simclr
+
+@simclr.hookimpl
+def simclr_register_miners(registry):
+    registry.add("unique", lambda p: torch.logical_not, simclr.NoParams, "registered once")
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("echo", lambda p: torch.nn.Identity(), simclr.NoParams, "first")
+    registry.add("echo", lambda p: torch.nn.Identity(), simclr.NoParams, "second")
+"""

@@ -14,6 +14,7 @@ from plugin_fixtures import (
     RAISES_IN_HOOK,
     RAISES_IN_LIFECYCLE,
     SHARED_LOSS,
+    TWICE,
     WRONG_TYPE,
     builtin_entry_points,
     make_distribution,
@@ -68,6 +69,8 @@ def test_broken_import_and_registration_are_isolated(tmp_path, monkeypatch):
     assert failures["broken_hook"]["stage"] == "registration"
     assert "registration exploded" in failures["broken_hook"]["error"]
     assert "half_registered" not in system.registry.names("loss")
+    with pytest.raises(ConfigError, match="plugin 'broken_hook' .*failed to register: RuntimeError: registration"):
+        system.registry.get("loss", "half_registered")
     assert "nt_xent" in system.registry.names("loss")
 
 
@@ -131,6 +134,15 @@ def test_entry_point_name_taken_by_another_distribution_is_reported(tmp_path, mo
     [failure] = system.registry.failures
     assert failure["distribution"] == "simclr-plugin-shadow 1.0"
     assert "plugin 'losses' (distribution simclr " in failure["error"]
+    assert "uninstall simclr-plugin-shadow" in failure["hint"]
+
+
+def test_plugin_registering_a_name_twice_is_rejected(tmp_path, monkeypatch):
+    eps = make_distribution(tmp_path, "simclr-plugin-twice", {"twice": TWICE}, monkeypatch=monkeypatch)
+    system = load_plugins(builtin_entry_points() + eps)
+    [failure] = [f for f in system.registry.failures if f["plugin"] == "twice"]
+    assert "loss 'echo' is registered twice" in failure["error"]
+    assert "echo" not in system.registry.names("loss") and "unique" not in system.registry.names("miner")
 
 
 def test_disable_env_var_skips_plugins(tmp_path, monkeypatch):
@@ -192,12 +204,15 @@ def test_lifecycle_error_of_a_config_callback_names_the_callback(caplog):
             raise ValueError("plot writer is broken")
 
     system.register_object(Plots(), "callback:1:plots", label="callback 'plots' (from train.callbacks)")
+    system.register_object(Plots(), "unlabelled")
     system.call_lifecycle("simclr_on_train_end", run=None, record={"status": "done"})
-    [warning] = [r.getMessage() for r in caplog.records if "plot writer is broken" in r.getMessage()]
-    assert warning.startswith(
+    warnings = sorted(r.getMessage() for r in caplog.records if "plot writer is broken" in r.getMessage())
+    assert len(warnings) == 2
+    assert warnings[0].startswith(
         "callback 'plots' (from train.callbacks) raised in simclr_on_train_end and is ignored: "
         "ValueError: plot writer is broken"
     )
+    assert warnings[1].startswith("callback object 'unlabelled' raised in simclr_on_train_end and is ignored: ")
 
 
 def test_plugins_list_json_reports_broken_plugin_and_keeps_builtins(tmp_path, cli):

@@ -241,9 +241,12 @@ class Trainer:
         self.context = RunContext(
             self.run_dir, self.experiment, self.model, self.optimizer, self.runtime, self.epoch, self.global_step
         )
+        if not self.callbacks:  # none configured, or not rank 0
+            return
         system = plugin_system()
-        for i, callback in enumerate(self.callbacks):
-            system.register_object(callback, name=f"callback:{i}:{type(callback).__name__}")
+        for i, (section, callback) in enumerate(zip(self.experiment.train.callbacks, self.callbacks, strict=True)):
+            label = f"callback '{section.name}' (from train.callbacks)"
+            system.register_object(callback, name=f"callback:{i}:{section.name}", label=label)
 
     def _finish_hooks(self) -> None:
         system = plugin_system()

@@ -34,6 +34,18 @@ def test_plots_redraw_at_checkpoints_at_most_every_min_seconds_and_always_at_the
     assert (tmp_path / "plots" / "loss.png").is_file()
 
 
+def test_plots_leave_out_non_finite_values(tmp_path):
+    records = [
+        {"type": "step", "step": s, "loss": [1.0, float("inf"), 0.5][s - 1], "knn_top1": float("nan")}
+        for s in (1, 2, 3)
+    ]
+    from simclr.plugins.callbacks.plots import plot_metrics
+
+    written = plot_metrics(records, tmp_path / "plots")
+    assert [p.name for p in written] == ["loss.png"]  # knn_top1 has no finite value: no plot
+    assert (tmp_path / "plots" / "loss.png").stat().st_size > 0
+
+
 def test_tensorboard_writes_event_files(tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -47,3 +59,23 @@ def test_tensorboard_writes_event_files(tmp_path):
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert [(e.step, round(e.value, 4)) for e in events.Scalars("step/loss")] == [(1, 1.0), (2, 0.5), (3, 0.3333)]
+
+
+def test_a_failing_callback_is_named_as_configured_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
+    from test_trainer import tiny
+
+    from simclr.trainer import Trainer
+
+    @simclr.hookimpl
+    def broken(self, run, record):
+        raise ValueError("Invalid affine transformation matrix")
+
+    plots_class = type(simclr.create("callback", "plots"))
+    monkeypatch.setattr(plots_class, "simclr_on_train_end", broken)
+    with caplog.at_level("WARNING", logger="simclr"):
+        Trainer(tiny(["train.epochs=1"]), tmp_path / "run", show_progress=False).fit()
+    assert (
+        "callback 'plots' (from train.callbacks) raised in simclr_on_train_end and is ignored: "
+        "ValueError: Invalid affine transformation matrix"
+    ) in caplog.text
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import math
 import time
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import simclr
 
 SKIP = {"type", "epoch", "step", "seconds", "status"}
+log = logging.getLogger("simclr")
 
 
 class PlotsParams(BaseModel):
@@ -34,21 +37,25 @@ def read_records(path: Path) -> list[dict]:
 
 
 def plot_metrics(records: list[dict], out_dir: Path) -> list[Path]:
-    """One PNG per metric: step records as a thin line, epoch means as dots."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    """One PNG per metric: step records as a thin line, epoch means as dots. Non-finite values are left out;
+    a metric that cannot be drawn is logged and skipped, the others are still drawn."""
+    from matplotlib.figure import Figure  # no pyplot: no global figure state, no GUI backend
 
     out_dir.mkdir(parents=True, exist_ok=True)
     names = sorted({k for r in records for k, v in r.items() if k not in SKIP and isinstance(v, int | float)})
     written = []
     for name in names:
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        series = {
+            kind: [(r["step"], r[name]) for r in records if r.get("type") == kind and _finite(r.get(name))]
+            for kind in ("step", "epoch")
+        }
+        if not any(series.values()):
+            continue
+        fig = Figure(figsize=(6, 3.5))
+        ax = fig.add_subplot()
         for kind, style in (("step", "-"), ("epoch", "o-")):
-            points = [(r["step"], r[name]) for r in records if r.get("type") == kind and name in r]
-            if points:
-                xs, ys = zip(*points, strict=True)
+            if series[kind]:
+                xs, ys = zip(*series[kind], strict=True)
                 ax.plot(xs, ys, style, label=kind, linewidth=1, markersize=3)
         ax.set_xlabel("step")
         ax.set_ylabel(name)
@@ -57,10 +64,17 @@ def plot_metrics(records: list[dict], out_dir: Path) -> list[Path]:
         ax.legend()
         fig.tight_layout()
         path = out_dir / f"{name}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        try:
+            fig.savefig(path, dpi=100)
+        except ValueError as exc:
+            log.warning("plots: could not draw %s: %s", name, exc)
+            continue
         written.append(path)
     return written
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 class Plots:

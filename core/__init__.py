@@ -1,7 +1,8 @@
 """simclr: a plugin-based SimCLR framework.
 
-Public API: :func:`create` builds a validated component, :func:`available` lists installed ones,
-:func:`names` lists names of one kind, :data:`hookimpl` marks a plugin's hook implementations.
+Public API: :func:`create` builds a validated component, :func:`create_ref` one named by a :class:`ComponentRef`
+field, :func:`available` lists installed ones, :func:`names` lists names of one kind, :data:`hookimpl` marks a
+plugin's hook implementations.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ __all__ = [
     "UserError",
     "available",
     "create",
+    "create_ref",
     "hookimpl",
     "names",
     "plugin_failures",
@@ -41,6 +43,20 @@ def create(kind: str, name: str, *context: Any, **params: Any) -> Any:
 
     component = plugin_system().registry.get(kind, name)
     return component.build(component.validate(params, path=kind), *context)
+
+
+def create_ref(kind: str, ref: str | dict[str, Any], *context: Any) -> Any:
+    """Build the component a :class:`ComponentRef` field holds: a name, or ``{name: ..., <params>}``."""
+    name, params = _split_ref(ref)
+    return create(kind, name, *context, **params)
+
+
+def _split_ref(ref: str | dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    if isinstance(ref, str):
+        return ref, {}
+    if not isinstance(ref.get("name"), str):
+        raise ValueError("a component given as a mapping needs a name, e.g. {name: semi_hard}")
+    return ref["name"], {key: value for key, value in ref.items() if key != "name"}
 
 
 def available(kind: str | None = None) -> list[dict[str, Any]]:
@@ -68,9 +84,11 @@ def plugin_failures() -> list[dict[str, str]]:
 
 
 class ComponentRef:
-    """Annotation for a params field naming another component: ``miner: Annotated[str, ComponentRef("miner")]``.
+    """Annotation for a params field naming another component, by name or with its params:
+    ``miner: Annotated[str | dict[str, Any], ComponentRef("miner")]`` accepts ``semi_hard`` and
+    ``{name: random_subset, fraction: 0.2}``; build it with :func:`create_ref`.
 
-    Validates that the name is installed, with a 'did you mean' hint otherwise.
+    Validates that the name is installed (with a 'did you mean' hint otherwise) and the params.
     """
 
     def __init__(self, kind: str):
@@ -81,9 +99,15 @@ class ComponentRef:
 
         return core_schema.no_info_after_validator_function(self._check, handler(source))
 
-    def _check(self, value: str) -> str:
+    def _check(self, value: str | dict[str, Any]) -> str | dict[str, Any]:
         from simclr.plugin_manager import plugin_system
 
-        if value not in names(self.kind):
-            raise ValueError(plugin_system().registry.unknown(self.kind, value))
+        name, params = _split_ref(value)
+        registry = plugin_system().registry
+        if name not in registry.names(self.kind):
+            raise ValueError(registry.unknown(self.kind, name))
+        try:
+            registry.get(self.kind, name).validate(params)
+        except ConfigError as exc:
+            raise ValueError("; ".join(f"{issue.path}: {issue.message}" for issue in exc.issues)) from None
         return value

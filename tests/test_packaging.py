@@ -132,6 +132,15 @@ def test_example_plugin_installs_lists_builds(tmp_path):
         "sel = miner(torch.zeros(4, 4), pos, 0.5)\n"
         "assert sel.sum().item() == 16 - 4 - 4, sel\n"
         "loss = simclr.create('loss', 'margin_triplet', miner='random_subset')\n"
+        "assert loss.miner.fraction == 0.5\n"
+        "loss = simclr.create('loss', 'margin_triplet', miner={'name': 'random_subset', 'fraction': 0.25})\n"
+        "assert loss.miner.fraction == 0.25\n"
+        "try:\n"
+        "    simclr.create('loss', 'margin_triplet', miner={'name': 'random_subset', 'fraction': 2})\n"
+        "except simclr.ConfigError as exc:\n"
+        "    assert 'fraction: Input should be less than or equal to 1' in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('fraction 2 was accepted')\n"
         "print('ok', type(loss).__name__)\n"
     )
     built = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)

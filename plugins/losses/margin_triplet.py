@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,17 +15,18 @@ from simclr.plugins.losses.pairs import PairLoss, Pairs
 class MarginTripletParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     margin: float = Field(0.8, ge=0, description="margin m")
-    miner: Annotated[str, simclr.ComponentRef("miner")] = Field(
-        "semi_hard", description="negative miner (see `simclr plugins list --kind miner`)"
+    miner: Annotated[str | dict[str, Any], simclr.ComponentRef("miner")] = Field(
+        "semi_hard",
+        description="negative miner: a name, or {name: ..., <params>} (see `simclr plugins list --kind miner`)",
     )
 
 
 class MarginTriplet(PairLoss):
-    def __init__(self, margin: float, miner: str) -> None:
+    def __init__(self, margin: float, miner: str | dict[str, Any]) -> None:
         super().__init__()
         self.margin = margin
-        self.miner_name = miner
-        self.miner = simclr.create("miner", miner)
+        self.miner_name = miner if isinstance(miner, str) else miner["name"]
+        self.miner = simclr.create_ref("miner", miner)
 
     def pair_loss(self, sim: Tensor, pairs: Pairs) -> tuple[Tensor, dict[str, Tensor]]:
         s_pos = sim.gather(1, pairs.positive[:, None])

@@ -85,7 +85,8 @@ def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: 
     except UserError:
         raise UserError(
             f"simclr bench needs the image size of dataset '{experiment.data.dataset.name}', which could not be "
-            "built here; bench a config whose dataset is available, or override it with --set data.dataset=..."
+            "built here (its files are missing?); bench random images of the same size instead, e.g. "
+            "--set 'data.dataset={name: synthetic, image_size: 32}'"
         ) from None
     batch = experiment.data.batch_size
     images = RandomImages(image_size, batch, defaults).pretrain_tensor().to(runtime.device)

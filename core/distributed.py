@@ -23,6 +23,10 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
+#: torch 2.14 renamed all_gather_into_tensor (now deprecated) to all_gather_single; older torch has only the first
+_all_gather_single = getattr(dist, "all_gather_single", None) or dist.all_gather_into_tensor
+
+
 class _GatherWithGrad(torch.autograd.Function):
     """all_gather forward; backward sums the gradient over ranks (all_reduce) and keeps this rank's rows.
     (torch.distributed.nn.functional.all_gather does the same but is deprecated.)"""
@@ -31,7 +35,7 @@ class _GatherWithGrad(torch.autograd.Function):
     def forward(ctx: Any, z: Tensor) -> Tensor:
         ctx.rows = z.shape[0]
         gathered = z.new_empty((world_size() * z.shape[0], *z.shape[1:]))
-        dist.all_gather_into_tensor(gathered, z.contiguous())
+        _all_gather_single(gathered, z.contiguous())
         return gathered
 
     @staticmethod

@@ -14,16 +14,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="write the trained backbone alone (torchvision ResNet keys where they match)",
         description="Write the backbone's state_dict for fine-tuning elsewhere. A ResNet backbone gets the keys of "
         "the matching torchvision model (swap in the CIFAR stem where the run used it; only fc.* is missing). "
-        "Safetensors when installed or FILE ends in .safetensors; a plain torch file for .pt/.pth/.bin.",
+        "FILE's suffix sets the format: .safetensors, or .pt/.pth/.bin for a plain torch.save file.",
     )
     parser.add_argument("target", type=Path, metavar="RUN_DIR|CHECKPOINT", help="run directory or .pt checkpoint")
     parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="file to write")
+    parser.add_argument("--overwrite", action="store_true", help="replace FILE if it exists")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from simclr.export import export_backbone
 
-    result = export_backbone(args.target, args.out)
+    result = export_backbone(args.target, args.out, args.overwrite)
     err.print(f"wrote {result.path} ({result.format}): {result.note}", highlight=False)
     return 0

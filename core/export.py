@@ -10,8 +10,8 @@ needs that stem swapped in first::
     model.maxpool = nn.Identity()
 
 Any other backbone is exported as simclr's own backbone state_dict (with a note saying how to rebuild it).
-The file is safetensors (with the metadata below) when the library is installed or the name ends in
-``.safetensors``, else a plain ``torch.save`` of the state_dict.
+The file's name says its format: ``.safetensors`` (with the metadata below), or ``.pt`` / ``.pth`` / ``.bin``
+for a plain ``torch.save`` of the state_dict. An existing file is replaced only when asked.
 """
 
 from __future__ import annotations
@@ -76,23 +76,26 @@ def match_torchvision(state: dict[str, torch.Tensor]) -> tuple[str, str, dict[st
 
 
 def _choose_format(out: Path) -> str:
+    if out.suffix in TORCH_SUFFIXES:
+        return "torch"
+    if out.suffix != ".safetensors":
+        raise UserError(
+            f"--out {out}: the name's suffix sets the format: .safetensors, or {' / '.join(TORCH_SUFFIXES)} "
+            "for torch.save"
+        )
     try:
         import safetensors.torch  # noqa: F401
-
-        installed = True
     except ImportError:
-        installed = False
-    if out.suffix == ".safetensors":
-        if not installed:
-            raise UserError(f"{out}: writing .safetensors needs the safetensors package (pip install safetensors)")
-        return "safetensors"
-    if out.suffix in TORCH_SUFFIXES or not installed:
-        return "torch"
+        message = f"{out}: writing .safetensors needs the safetensors package (pip install safetensors)"
+        raise UserError(message) from None
     return "safetensors"
 
 
-def export_backbone(target: Path, out: Path) -> ExportResult:
+def export_backbone(target: Path, out: Path, overwrite: bool = False) -> ExportResult:
     """Write the backbone of run directory or checkpoint ``target`` to ``out`` (see the module docstring)."""
+    fmt = _choose_format(out)
+    if out.exists() and not overwrite:
+        raise UserError(f"--out {out} exists; pass --overwrite to replace it, or choose another file")
     state = load_checkpoint(target, map_location="cpu")
     weights = state.get("model")
     config = state.get("config") or {}
@@ -117,7 +120,6 @@ def export_backbone(target: Path, out: Path) -> ExportResult:
             f"rebuild it with simclr.create('backbone', '{name}', image_size, **{params!r}) and load_state_dict"
         )
     tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
-    fmt = _choose_format(out)
     metadata = {
         "format": "simclr-backbone",
         "backbone": json.dumps(section),

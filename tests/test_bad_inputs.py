@@ -179,7 +179,7 @@ CASES = [
     ),
     Case("resume-missing-dir", lambda c: ["train", "--resume", "gone"], ["gone"]),
     Case("resume-dir-not-a-run", lambda c: ["train", "--resume", text_last_pt(c)], ["config.yaml"]),
-    Case("resume-dir-without-checkpoint", lambda c: ["train", "--resume", without_checkpoint(c)], ["last.pt"]),
+    Case("resume-dir-without-checkpoint", lambda c: ["train", "--resume", without_checkpoint(c)], ["before its first"]),
     Case("set-without-equals", lambda c: ["train", c.experiment(), "--set", "loss.temperature"], ["KEY.PATH=VALUE"]),
     Case("set-unknown-key", lambda c: ["train", c.experiment(), "--set", "train.epochz=3"], ["epochz"]),
     Case("nproc-zero", lambda c: ["train", c.experiment(), "--nproc", "0"], ["--nproc"]),
@@ -204,6 +204,7 @@ CASES = [
         ["afile"],
     ),
     Case("export-missing-target", lambda c: ["export", "nothing", "--out", "b.pt"], ["nothing"]),
+    Case("export-unknown-suffix", lambda c: ["export", c.run_copy().name, "--out", "b.onnx"], ["b.onnx", ".pt"]),
     # ---- datasets -------------------------------------------------------------------------------------------
     Case("cifar10-root-missing", lambda c: ["train", c.dataset({"name": "cifar10", "root": "nodata"})], ["CIFAR-10"]),
     Case("stl10-root-missing", lambda c: ["train", c.dataset({"name": "stl10", "root": "nodata"})], ["STL"]),

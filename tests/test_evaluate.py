@@ -302,6 +302,19 @@ def test_exported_resnet_loads_into_torchvision_with_the_same_features(tmp_path,
         assert torch.allclose(reference.eval()(images), backbone(images), atol=1e-5)
 
 
+def test_export_takes_its_format_from_the_name_and_replaces_a_file_only_when_asked(trained_run, tmp_path):
+    with pytest.raises(UserError, match=r"the name's suffix sets the format: .safetensors, or .pt / .pth / .bin"):
+        export_backbone(trained_run, tmp_path / "backbone.onnx")
+    assert not (tmp_path / "backbone.onnx").exists()
+    out = tmp_path / "backbone.pt"
+    out.write_text("an earlier file")
+    with pytest.raises(UserError, match="exists; pass --overwrite"):
+        export_backbone(trained_run, out)
+    assert out.read_text() == "an earlier file"
+    assert export_backbone(trained_run, out, overwrite=True).format == "torch"
+    assert torch.load(out, weights_only=True)
+
+
 def test_export_of_a_non_torchvision_backbone_keeps_simclrs_keys(trained_run, tmp_path):
     result = export_backbone(trained_run, tmp_path / "small.pt")
     assert result.architecture is None and "not a torchvision architecture" in result.note

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
 from rich.console import Console
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+#: piped output (a log file, CI) is not cut to rich's default of 80 columns unless COLUMNS says so
+_PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+
+out = Console(soft_wrap=True, width=_PIPED_WIDTH)
+err = Console(stderr=True, soft_wrap=True, width=_PIPED_WIDTH)
 
 
 def print_json(data: Any) -> None:

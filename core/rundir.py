@@ -1,4 +1,5 @@
-"""The run directory: where a run leaves config.yaml, metrics.jsonl, checkpoints/, plots/ and eval.json."""
+"""The run directory: where a run leaves config.yaml, checkpoints/, eval.json and its callbacks' files
+(metrics.jsonl, plots/, ...)."""
 
 from __future__ import annotations
 
@@ -71,7 +72,6 @@ def create_run_dir(path: Path, overwrite: bool) -> None:
     if overwrite and path.exists():
         shutil.rmtree(path)
     (path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
-    (path / "plots").mkdir(exist_ok=True)
 
 
 def last_checkpoint(run_dir: Path) -> Path:

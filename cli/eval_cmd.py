@@ -54,6 +54,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--probe", dest="backend", choices=["sklearn", "torch"], help="scikit-learn lbfgs or torch L-BFGS (on --device)"
     )
+    parser.add_argument(
+        "--representation",
+        choices=["backbone", "projection"],
+        help="probe the backbone's features h (default: eval.representation) or the projection head's output g(h)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the random-init baseline")
     parser.add_argument("--no-cache", action="store_true", help="extract features again and do not store them")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -75,13 +80,14 @@ def run(args: argparse.Namespace) -> int:
         C=args.C,
         max_iter=args.max_iter,
         backend=args.backend,
+        representation=args.representation,
         progress=not args.no_progress,
         cache=not args.no_cache,
     )
     if args.json:
         print_json(result)
     else:
-        print_report(result, eval_path(args.target, args.dataset))
+        print_report(result, eval_path(args.target, args.dataset, result["representation"]))
     return 0
 
 
@@ -90,7 +96,7 @@ def evaluate_and_report(run_dir: Path, device: str | None = None) -> dict[str, A
     from simclr.evaluate import eval_path, evaluate_run
 
     result = evaluate_run(run_dir, device=device or "auto")
-    print_report(result, eval_path(run_dir))
+    print_report(result, eval_path(run_dir, representation=result["representation"]))
     return result
 
 
@@ -119,8 +125,9 @@ def _cell(data: dict[str, Any], path: str, spread: str | None) -> str:
 
 def print_report(result: dict[str, Any], written: Path) -> None:
     baseline = result.get("baseline")
+    of = {"backbone": "features", "projection": "projection-head outputs"}
     table = Table(
-        title=f"{result['dataset']}: accuracy (%) of frozen features, epoch {result['epoch']}, "
+        title=f"{result['dataset']}: accuracy (%) of frozen {of[result['representation']]}, epoch {result['epoch']}, "
         f"{result['feature_dim']}-d",
         title_justify="left",
     )

@@ -54,15 +54,17 @@ def resolve_target(target: Path) -> tuple[Path, Path]:
     return target, target.parent
 
 
-def eval_path(target: Path, dataset: str | None = None) -> Path:
+def eval_path(target: Path, dataset: str | None = None, representation: str = "backbone") -> Path:
     """Where the evaluation of ``target`` (run directory or checkpoint file) is written: ``eval.json`` for a run's
-    last checkpoint on its own dataset, the file :mod:`simclr.report` reads; ``eval-<checkpoint>.json`` for any
-    other checkpoint file and ``...-<dataset>.json`` for another dataset, so evaluating an earlier epoch or
-    transferring to another dataset never replaces the run's own result."""
+    last checkpoint's backbone features on its own dataset, the file :mod:`simclr.report` reads;
+    ``eval-<checkpoint>.json`` for any other checkpoint file, ``...-<dataset>.json`` for another dataset and
+    ``...-projection.json`` for the projection head's output, so none of these replaces the run's own result."""
     checkpoint, out_dir = resolve_target(target)
     parts = [] if checkpoint.name == LAST_CHECKPOINT and checkpoint.parent.name == CHECKPOINTS else [checkpoint.stem]
     if dataset is not None:
         parts.append(dataset)
+    if representation != "backbone":
+        parts.append(representation)
     return out_dir / ("-".join([Path(EVAL_FILE).stem, *parts]) + ".json")
 
 
@@ -121,11 +123,15 @@ def _eval_config(eval_cfg: EvalConfig, **changes: Any) -> EvalConfig:
         raise UserError(f"invalid evaluation setting: {problems}") from None
 
 
-def _build_backbone(
-    experiment: Experiment, image_size: int, weights: dict[str, torch.Tensor] | None, source: Path | None = None
+def _build_encoder(
+    experiment: Experiment,
+    image_size: int,
+    weights: dict[str, torch.Tensor] | None,
+    source: Path | None = None,
+    representation: str = "backbone",
 ) -> nn.Module:
-    """The pre-trained backbone (``weights`` from checkpoint ``source``) or a random one seeded with train.seed
-    (RNG state kept)."""
+    """The pre-trained network (``weights`` from checkpoint ``source``) or a random one seeded with train.seed
+    (RNG state kept), up to the ``representation`` the probes see: the backbone, or backbone and head."""
     from simclr.trainer import build_model
 
     with torch.random.fork_rng(devices=[]):
@@ -139,7 +145,7 @@ def _build_backbone(
                 f"{source}: the checkpoint's weights do not fit the model its config describes "
                 f"({experiment.model.backbone.name}): {str(exc).splitlines()[0]}"
             ) from None
-    return model.backbone
+    return model if representation == "projection" else model.backbone
 
 
 def _splits(dataset: ImageDataset, name: str) -> tuple[Any, Any]:
@@ -205,6 +211,7 @@ def evaluate_run(
     C: float | None = None,
     max_iter: int | None = None,
     backend: str | None = None,
+    representation: str | None = None,
     progress: bool = True,
     cache: bool = True,
 ) -> dict[str, Any]:
@@ -212,7 +219,8 @@ def evaluate_run(
 
     ``dataset`` replaces the stored dataset (its params reset to that dataset's defaults) and ``overrides``
     (``key.path=value``) apply to the stored config; the other keyword arguments, when given, override the
-    config's ``eval`` section. Returns ``{"dataset", "checkpoint", "epoch", "feature_dim", "linear": {"top1",
+    config's ``eval`` section. Returns ``{"dataset", "checkpoint", "epoch", "representation", "feature_dim",
+    "linear": {"top1",
     "top5"}, "few_label": {"K": {"top1", "std"}}, "knn": {"k", "top1"}, "baseline": {...}, "seconds", ...}``
     with accuracies in percent; ``"baseline"`` is absent when the baseline is off.
     """
@@ -231,12 +239,17 @@ def evaluate_run(
         C=C,
         max_iter=max_iter,
         backend=backend,
+        representation=representation,
     )
     data = experiment.data.dataset.build()
     train_split, test_split = _splits(data, experiment.data.dataset.name)
     image_size = state.get("image_size", data.image_size)
     stat = checkpoint.stat()
-    common = {"dataset": experiment.data.dataset.model_dump(mode="json"), "image_size": image_size}
+    common = {
+        "dataset": experiment.data.dataset.model_dump(mode="json"),
+        "image_size": image_size,
+        "representation": cfg.representation,
+    }
     cache_dir = out_dir / FEATURES_DIR if cache else None
 
     def features_of(backbone: nn.Module, label: str) -> FeatureSet:
@@ -265,7 +278,9 @@ def evaluate_run(
     pretrained = cached_features(
         cache_dir,
         pretrained_key,
-        lambda: features_of(_build_backbone(experiment, image_size, state["model"], checkpoint), "pre-trained"),
+        lambda: features_of(
+            _build_encoder(experiment, image_size, state["model"], checkpoint, cfg.representation), "pre-trained"
+        ),
     )
     _check_ks(cfg.labels_per_class, pretrained.train_y)
     seed = experiment.train.seed
@@ -274,6 +289,7 @@ def evaluate_run(
         "checkpoint": str(checkpoint),
         "epoch": state.get("epoch"),
         "trained_on": state.get("device"),
+        "representation": cfg.representation,
         "feature_dim": int(pretrained.train_x.shape[1]),
         "num_train": len(pretrained.train_y),
         "num_test": len(pretrained.test_y),
@@ -290,11 +306,15 @@ def evaluate_run(
         architecture = experiment.model.model_dump(mode="json")
         baseline_key = {**common, "model": "baseline", "seed": seed, "architecture": architecture}
         random_init = cached_features(
-            cache_dir, baseline_key, lambda: features_of(_build_backbone(experiment, image_size, None), "random-init")
+            cache_dir,
+            baseline_key,
+            lambda: features_of(
+                _build_encoder(experiment, image_size, None, representation=cfg.representation), "random-init"
+            ),
         )
         result["baseline"] = _probe_all(random_init, cfg, seed, torch_device)
     result["seconds"] = round(time.perf_counter() - started, 3)
-    _write_json(result, eval_path(target, dataset))
+    _write_json(result, eval_path(target, dataset, cfg.representation))
     return result
 
 

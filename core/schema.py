@@ -107,8 +107,11 @@ class DataConfig(Strict):
 
 
 class ProjectionConfig(Strict):
-    hidden_dim: int | None = Field(None, ge=1, description="default: the backbone's feature_dim")
-    out_dim: int = Field(128, ge=1)
+    layers: Literal[0, 1, 2] = Field(
+        2, description="2: Linear-BN-ReLU-Linear (the paper's); 1: one Linear; 0: none (the loss sees the features)"
+    )
+    hidden_dim: int | None = Field(None, ge=1, description="default: the backbone's feature_dim (2 layers only)")
+    out_dim: int = Field(128, ge=1, description="projection size (1 or 2 layers)")
 
 
 class ModelConfig(Strict):
@@ -169,6 +172,10 @@ class EvalConfig(Strict):
     knn_k: int = Field(200, ge=1)
     knn_temperature: float = Field(0.1, gt=0)
     baseline: bool = Field(True, description="also probe a randomly initialised backbone")
+    representation: Literal["backbone", "projection"] = Field(
+        "backbone",
+        description="what the probes see: the backbone's features h (the paper's protocol) or the head's output g(h)",
+    )
 
     @field_validator("labels_per_class")
     @classmethod

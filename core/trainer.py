@@ -62,7 +62,7 @@ class RunContext:
 def build_model(experiment: Experiment, image_size: int) -> SimCLRModel:
     backbone = experiment.model.backbone.build(image_size)
     projection = experiment.model.projection
-    return SimCLRModel(backbone, projection.hidden_dim, projection.out_dim)
+    return SimCLRModel(backbone, projection.hidden_dim, projection.out_dim, projection.layers)
 
 
 @contextmanager

@@ -21,6 +21,7 @@ from simclr.errors import UserError
 from simclr.evaluate import EVAL_FILE, evaluate_run, extract_features, knn_monitor
 from simclr.export import export_backbone
 from simclr.features import FeatureSet, cache_key, cached_features
+from simclr.probes import knn_probe
 from simclr.trainer import Trainer, build_model
 from simclr.views import normalize
 
@@ -234,6 +235,27 @@ def test_extract_features_is_the_plain_forward_in_eval_mode(trained_run):
     assert features.dtype == torch.float32 and features.shape == (len(test), 64)
     assert torch.allclose(features, expected, atol=1e-5)
     assert labels.tolist() == [test[i][1] for i in range(len(test))]
+
+
+def test_the_projection_heads_output_can_be_probed_instead(evaluated, run_copy):
+    result = evaluate_run(run_copy, representation="projection", baseline=False, ks=[1], progress=False)
+    assert result["representation"] == "projection" and result["feature_dim"] == 64  # the quickstart's out_dim
+    assert json.loads((run_copy / "eval-projection.json").read_text()) == result
+    assert not (run_copy / EVAL_FILE).exists() and evaluated[1]["representation"] == "backbone"
+    state = load_checkpoint(run_copy)
+    experiment = experiment_from_dict(state["config"])
+    dataset = experiment.data.dataset.build()
+    model = build_model(experiment, dataset.image_size)
+    model.load_state_dict(state["model"])
+
+    def project(split) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.stack([split[i][0] for i in range(len(split))])
+        with torch.no_grad():
+            return model.eval()(normalize(images, dataset.mean, dataset.std)), split.labels
+
+    train, test = (project(split) for split in dataset.eval_splits())
+    expected = knn_probe(*train, *test, k=20, temperature=0.1)
+    assert result["knn"]["top1"] == pytest.approx(expected["top1"])
 
 
 def test_knn_monitor_equals_the_evaluations_knn_and_keeps_the_mode(evaluated):

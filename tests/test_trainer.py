@@ -336,3 +336,12 @@ def test_compile_is_opt_in(tmp_path, monkeypatch):
     assert compiled == []
     trainer = Trainer(tiny(["train.compile=true"]), tmp_path / "b", show_progress=False)
     assert compiled == [trainer.model]
+
+
+@pytest.mark.parametrize(("layers", "out_dim", "head_params"), [(0, 64, 0), (1, 16, 64 * 16 + 16)])
+def test_the_paper_projection_head_study_trains_with_a_linear_head_or_none(tmp_path, layers, out_dim, head_params):
+    experiment = tiny([f"model.projection.layers={layers}", "train.epochs=1"])
+    trainer = Trainer(experiment, tmp_path / "run", show_progress=False)
+    assert sum(p.numel() for p in trainer.model.head.parameters()) == head_params  # small_resnet: 64 features
+    assert trainer.model(torch.randn(2, 3, 16, 16)).shape == (2, out_dim)  # 0 layers: the loss sees the features
+    assert math.isfinite(trainer.fit()["loss"])

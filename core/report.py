@@ -100,6 +100,7 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
         "linear_top5": result.get("linear", {}).get("top5"),
         "few_label": {k: v.get("top1") for k, v in result.get("few_label", {}).items()},
         "knn_top1": result.get("knn", {}).get("top1"),
+        "knn_k": result.get("knn", {}).get("k"),
         "baseline_top1": result.get("baseline", {}).get("linear", {}).get("top1"),
         "train_seconds": seconds if epochs else None,
         "images_per_sec": images / seconds if seconds else None,
@@ -144,9 +145,11 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Column headers and text cells of the results table (what report.md and the terminal show)."""
     ks = few_label_ks(rows)
     reported = any(row.get("reported") is not None for row in rows)
+    knn_ks = {row["knn_k"] for row in rows if row["knn_k"] is not None}
+    knn_header = f"kNN top-1 (k={next(iter(knn_ks))})" if len(knn_ks) == 1 else "kNN top-1"
     headers = ["run", "backbone", "loss", "t/m", "optimizer", "batch", "epochs", "linear top-1"]
     headers += ["reported top-1"] if reported else []
-    headers += ["top-5", *[f"{k}-label top-1" for k in ks], "kNN top-1", "random-init top-1"]
+    headers += ["top-5", *[f"{k}-label top-1" for k in ks], knn_header, "random-init top-1"]
     headers += ["train time", "images/s"]
     cells = []
     for row in rows:
@@ -158,7 +161,10 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         if reported:
             line += [_number(row.get("reported")) or "–"]
         line += [_number(row["linear_top5"]), *[_number(row["few_label"].get(k)) for k in ks]]
-        line += [_number(row["knn_top1"]), _number(row["baseline_top1"])]
+        knn = _number(row["knn_top1"])
+        if knn and len(knn_ks) > 1:  # runs evaluated with different k: each cell says its own
+            knn += f" (k={row['knn_k']})"
+        line += [knn, _number(row["baseline_top1"])]
         line += [_duration(row["train_seconds"]), _number(row["images_per_sec"], 0)]
         cells.append(line)
     return headers, cells
@@ -177,7 +183,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     ks = few_label_ks(rows)
     reported = ["reported"] if any(row.get("reported") is not None for row in rows) else []
     fields = ["run", "dir", "status", "backbone", "loss", "t_m", "optimizer", "lr", "batch", "epochs"]
-    fields += ["linear_top1", *reported, "linear_top5", *[f"few_label_{k}_top1" for k in ks], "knn_top1"]
+    fields += ["linear_top1", *reported, "linear_top5", *[f"few_label_{k}_top1" for k in ks], "knn_top1", "knn_k"]
     fields += ["baseline_top1", "train_seconds", "images_per_sec", "error"]
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 from pathlib import Path
 
@@ -182,12 +183,12 @@ def config_of(backbone: str, loss: dict, optimizer: dict, batch: int = 128, epoc
     }
 
 
-def result_of(top1: float, few: dict[str, float], knn: float, baseline: float | None = None) -> dict:
+def result_of(top1: float, few: dict[str, float], knn: float, baseline: float | None = None, k: int = 200) -> dict:
     result = {
         "epoch": 80,
         "linear": {"top1": top1, "top5": 99.0},
         "few_label": {k: {"top1": v, "std": 1.0} for k, v in few.items()},
-        "knn": {"k": 200, "top1": knn},
+        "knn": {"k": k, "top1": knn},
     }
     if baseline is not None:
         result["baseline"] = {"linear": {"top1": baseline}}
@@ -221,7 +222,7 @@ def test_report_of_fabricated_runs(tmp_path, capsys):
     fake_run(
         root / "extra" / "mine",
         config_of("resnet18", {"name": "nt_xent"}, {"name": "sgd"}),
-        result_of(10.0, {}, 5.0),
+        result_of(10.0, {}, 5.0, k=20),
         [(1.0, 1.0)],
     )
     assert main(["report", str(root)]) == 0
@@ -236,11 +237,11 @@ def test_report_of_fabricated_runs(tmp_path, capsys):
     # sweep rows in sweep order, then the loose run; train time 10+30 s; images/s (100*10+300*30)/40 = 250
     assert (
         lines[2] == "| r18_logistic | resnet18 | nt_logistic (weight) | 0.2 | lars | 128 | 80 | 66.0 | 66.5 | "
-        "99.0 |  | 40.0 |  | 60.0 |  | 1 min 00 s | 50 |"
+        "99.0 |  | 40.0 |  | 60.0 (k=200) |  | 1 min 00 s | 50 |"
     )
     assert (
         lines[3] == "| r50_triplet_sh | resnet50 | margin_triplet (semi_hard) | 0.8 | adam 0.0003 | 128 | 80 | "
-        "73.2 | 73.5 | 99.0 | 20.0 |  | 50.0 | 70.0 | 30.0 | 40 s | 250 |"
+        "73.2 | 73.5 | 99.0 | 20.0 |  | 50.0 | 70.0 (k=200) | 30.0 | 40 s | 250 |"
     )
     assert lines[4].startswith("| r50_lars | resnet50 | nt_xent | 0.5 | lars 0.075 | 128 | 80 | failed | – |")
     assert lines[5].startswith("| extra/mine | resnet18 | nt_xent |  | sgd | 128 | 80 | 10.0 |")
@@ -252,7 +253,11 @@ def test_report_of_fabricated_runs(tmp_path, capsys):
     assert float(rows[1]["train_seconds"]) == 40.0 and float(rows[1]["images_per_sec"]) == 250.0
     assert rows[1]["few_label_1_top1"] == "20.0" and rows[1]["few_label_5_top1"] == ""
     assert rows[2]["status"] == "failed" and rows[2]["linear_top1"] == "" and rows[2]["reported"] == ""
+    assert rows[1]["knn_k"] == "200" and rows[3]["knn_k"] == "20"
     assert (root / "report.png").stat().st_size > 1000
+    shutil.rmtree(root / "extra")  # one k left: the header says it
+    assert main(["report", str(root)]) == 0
+    assert "| kNN top-1 (k=200) |" in (root / "report.md").read_text().splitlines()[0]
 
 
 def test_report_of_a_folder_without_results_exits_2(tmp_path, capsys):

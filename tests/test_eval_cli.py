@@ -100,5 +100,8 @@ def test_export_command_writes_a_loadable_file(run_dir, tmp_path, capsys):
     assert "not a torchvision architecture" in capsys.readouterr().err
     state = torch.load(out, weights_only=True)
     assert "stem.0.weight" in state and not any(key.startswith("head.") for key in state)
-    assert main(["export", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+    assert main(["export", str(tmp_path / "nothing"), "--out", str(tmp_path / "other.pt")]) == 2
     assert "no such checkpoint" in capsys.readouterr().err
+    assert main(["export", str(run_dir), "--out", str(out)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert main(["export", str(run_dir), "--out", str(out), "--overwrite"]) == 0

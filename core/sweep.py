@@ -3,7 +3,8 @@
 A sweep file names a base experiment and either a ``grid`` (every combination of the listed values) or an explicit
 list of ``runs`` (each with its own overrides, optionally its own experiment file). Every combination is validated
 before any runs. A re-run skips the combinations that finished, resumes the ones that were interrupted and skips
-the ones whose training failed (remove their directory to retry).
+the ones whose training failed (remove their directory to retry). A re-run asking for more ``train.epochs`` than
+the runs were trained for resumes each one to train on, then evaluates it again.
 
 Order of the overrides of one combination: the experiment file, the sweep's ``set``, the run's ``set`` (or its grid
 values), then ``--set`` from the command line.
@@ -40,6 +41,7 @@ log = logging.getLogger("simclr")
 SWEEP_RECORD = "sweep.json"
 EVAL_FILE = "eval.json"
 RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._=,+-]*$"
+EPOCHS_KEY = "train.epochs"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
@@ -199,6 +201,8 @@ def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
     stored = _flat(yaml.safe_load(stored_file.read_text()))
     wanted = _flat(yaml.safe_load(dump_yaml(experiment)))
     differ = sorted(key for key in stored.keys() | wanted.keys() if stored.get(key, ...) != wanted.get(key, ...))
+    if _longer(stored.get(EPOCHS_KEY), wanted[EPOCHS_KEY]):
+        differ.remove(EPOCHS_KEY)  # more epochs than before: the run resumes and trains on
     if not differ:
         return None
     shown = ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else "")
@@ -206,6 +210,10 @@ def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
         f"{run_dir} was started with another configuration (differs at {shown}); "
         "restore the setting, remove that run directory, or choose another --out"
     )
+
+
+def _longer(stored: Any, wanted: int) -> bool:
+    return isinstance(stored, int) and wanted > stored
 
 
 def _skeleton(run_dir: Path) -> bool:
@@ -312,10 +320,13 @@ def _write_record(combo: Combination, sweep: Sweep, status: str, error: str | No
 
 def run_state(combo: Combination, evaluate: bool) -> str:
     """``finished``, ``failed`` (training diverged), ``evaluate`` (trained, not evaluated), ``resume`` (a
-    checkpoint short of the end) or ``new``."""
+    checkpoint short of the end, also of a run now asked to train more epochs) or ``new``."""
     status = read_record(combo.run_dir).get("status")
     if status == "failed":
         return "failed"
+    checkpoint = last_checkpoint(combo.run_dir)
+    if status == "trained" and checkpoint.is_file() and _trained_epochs(checkpoint) < combo.experiment.train.epochs:
+        return "resume"
     if evaluate and (combo.run_dir / EVAL_FILE).is_file():
         return "finished"
     if status == "trained":
@@ -373,6 +384,13 @@ def run_combination(sweep: Sweep, combo: Combination, device: str | None = None,
         log.info("sweep: %s: evaluating", combo.name)
         evaluate_run(combo.run_dir, device=device or "auto", progress=show_progress)
     return "finished"
+
+
+def _trained_epochs(checkpoint: Path) -> int:
+    """The epochs a run's last checkpoint has trained (read without its tensors' data)."""
+    import torch
+
+    return int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["epoch"])
 
 
 def _free_memory(cuda: bool) -> None:

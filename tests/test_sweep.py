@@ -103,9 +103,20 @@ def test_interrupted_sweep_resumes_and_skips_what_finished(tmp_path, capsys):
     with open(out / "report.csv") as handle:
         assert len(list(csv.DictReader(handle))) == 4
 
+    # more epochs for every run: each resumes where it ended, trains on and is evaluated again
+    eval_before = (first / "eval.json").read_text()
+    assert main(["sweep", str(sweep), "--out", str(out), "--no-progress", "--set", "train.epochs=2"]) == 0
+    for name in GRID_NAMES:
+        records = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
+        assert [r["epoch"] for r in records if r["type"] == "epoch"] == [0, 1], name  # epoch 0 not trained again
+        assert json.loads((out / name / "eval.json").read_text())["epoch"] == 2
+    assert (first / "eval.json").read_text() != eval_before
+    assert main(["sweep", str(sweep), "--out", str(out), "--set", "train.epochs=1"]) == 2  # fewer: refused
+    assert "differs at train.epochs" in capsys.readouterr().err
+
     # a changed setting under an existing run directory is refused before anything runs
     (tmp_path / "base.yaml").write_text(yaml.safe_dump({**BASE, "data": {**BASE["data"], "batch_size": 16}}))
-    assert main(["sweep", str(sweep), "--out", str(out)]) == 2
+    assert main(["sweep", str(sweep), "--out", str(out), "--set", "train.epochs=2"]) == 2
     message = capsys.readouterr().err
     assert "started with another configuration" in message and "data.batch_size" in message
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from simclr.errors import UserError
-from simclr.rundir import CONFIG_FILE, is_run_dir, last_checkpoint
+from simclr.rundir import CONFIG_FILE, last_checkpoint
 
 FORMAT = "simclr-checkpoint"
 VERSION = 1
@@ -47,7 +47,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     """Read a checkpoint safely onto ``map_location``; any problem is a :class:`UserError` naming the file."""
     path = Path(path)
     if path.is_dir():
-        if is_run_dir(path) and not last_checkpoint(path).is_file():
+        if (path / CONFIG_FILE).is_file() and not last_checkpoint(path).is_file():
             raise UserError(
                 f"{path}: the run stopped before its first checkpoint (written at the end of each epoch), so there "
                 f"is nothing to resume or evaluate; start it again with `simclr train {path / CONFIG_FILE} "

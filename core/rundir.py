@@ -22,8 +22,8 @@ def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
 
 
 def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` is a directory a run left (it writes config.yaml before anything else)."""
-    return (path / CONFIG_FILE).is_file()
+    """Whether ``path`` is a directory a run left: it makes checkpoints/ first, then writes config.yaml."""
+    return (path / CONFIG_FILE).is_file() or (path / CHECKPOINTS).is_dir()
 
 
 def check_new_run_dir(path: Path, overwrite: bool) -> None:
@@ -34,7 +34,7 @@ def check_new_run_dir(path: Path, overwrite: bool) -> None:
     if path.exists() and any(path.iterdir()):
         if not is_run_dir(path):
             raise UserError(
-                f"{path} is not empty and is not a run directory (it has no {CONFIG_FILE}); "
+                f"{path} is not empty and is not a run directory (it has no {CONFIG_FILE} or {CHECKPOINTS}/); "
                 "a run never writes into or deletes such a folder: choose another --out directory"
             )
         if not overwrite and last_checkpoint(path).is_file():

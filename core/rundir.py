@@ -1,11 +1,14 @@
 """The run directory: where a run leaves config.yaml, checkpoints/, eval.json and its callbacks' files
-(metrics.jsonl, plots/, ...)."""
+(metrics.jsonl, plots/, ...). Its first file is a marker, so that ``--overwrite`` only ever deletes a folder a run
+made."""
 
 from __future__ import annotations
 
 import shutil
 import time
 from pathlib import Path
+
+import yaml
 
 from simclr.errors import UserError
 
@@ -15,6 +18,10 @@ MIN_FREE_BYTES = 200 * 1024**2
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
+#: written first into every new run directory
+RUN_MARKER = ".simclr-run"
+#: the sections every stored experiment config has (runs made before the marker existed are known by these)
+EXPERIMENT_SECTIONS = frozenset({"data", "model", "loss", "optimizer", "train"})
 
 
 def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
@@ -22,8 +29,15 @@ def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
 
 
 def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` is a directory a run left: it makes checkpoints/ first, then writes config.yaml."""
-    return (path / CONFIG_FILE).is_file() or (path / CHECKPOINTS).is_dir()
+    """Whether ``path`` is a directory a run made: it holds the run marker, or a config.yaml that is a stored
+    experiment. A folder that merely has a checkpoints/ or a config.yaml of some other tool is not one."""
+    if (path / RUN_MARKER).is_file():
+        return True
+    try:
+        stored = yaml.safe_load((path / CONFIG_FILE).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(stored, dict) and EXPERIMENT_SECTIONS <= stored.keys()
 
 
 def check_new_run_dir(path: Path, overwrite: bool) -> None:
@@ -34,7 +48,8 @@ def check_new_run_dir(path: Path, overwrite: bool) -> None:
     if path.exists() and any(path.iterdir()):
         if not is_run_dir(path):
             raise UserError(
-                f"{path} is not empty and is not a run directory (it has no {CONFIG_FILE} or {CHECKPOINTS}/); "
+                f"{path} is not empty and is not a run directory (it has neither {RUN_MARKER} nor a simclr "
+                f"{CONFIG_FILE}); "
                 "a run never writes into or deletes such a folder: choose another --out directory"
             )
         if not overwrite and last_checkpoint(path).is_file():
@@ -71,7 +86,9 @@ def check_writable(path: Path) -> None:
 def create_run_dir(path: Path, overwrite: bool) -> None:
     if overwrite and path.exists():
         shutil.rmtree(path)
-    (path / CHECKPOINTS).mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / RUN_MARKER).write_text("made by simclr train; marks this folder as a run directory\n")
+    (path / CHECKPOINTS).mkdir(exist_ok=True)
 
 
 def last_checkpoint(run_dir: Path) -> Path:

@@ -248,6 +248,40 @@ def test_a_folder_that_is_not_a_run_is_never_written_into_even_with_overwrite(tm
     assert [p.name for p in out.iterdir()] == ["thesis.tex"]
 
 
+@pytest.mark.parametrize("lookalike", ["checkpoints", "config.yaml"])
+def test_a_folder_that_only_looks_like_a_run_is_not_deleted_by_overwrite(tmp_path, lookalike):
+    out = tmp_path / "proj"
+    out.mkdir()
+    (out / "thesis.tex").write_text("precious")
+    if lookalike == "checkpoints":
+        (out / "checkpoints").mkdir()
+    else:
+        (out / "config.yaml").write_text("trainer: {max_epochs: 3}\nmodel: {lr: 0.1}\n")  # another tool's config
+    with pytest.raises(UserError, match="is not a run directory"):
+        Trainer(tiny(), out, overwrite=True, show_progress=False)
+    assert (out / "thesis.tex").read_text() == "precious"
+
+
+def test_a_run_killed_before_writing_its_config_can_be_overwritten(tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny(["train.epochs=1"]), run, show_progress=False).fit()
+    assert (run / ".simclr-run").is_file()
+    (run / "config.yaml").unlink()
+    (run / "checkpoints" / "last.pt").unlink()
+    Trainer(tiny(["train.epochs=1"]), run, overwrite=True, show_progress=False).fit()
+    assert load_checkpoint(run)["epoch"] == 1
+
+
+def test_a_run_made_before_the_marker_existed_is_still_a_run_directory(tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny(["train.epochs=1"]), run, show_progress=False).fit()
+    (run / ".simclr-run").unlink()
+    with pytest.raises(UserError, match="already holds a run"):
+        Trainer(tiny(["train.epochs=1"]), run, show_progress=False)
+    Trainer(tiny(["train.epochs=1", "train.seed=5"]), run, overwrite=True, show_progress=False).fit()
+    assert load_checkpoint(run)["config"]["train"]["seed"] == 5
+
+
 def test_an_existing_run_is_resumed_or_overwritten_only_when_asked(tmp_path):
     run = tmp_path / "run"
     Trainer(tiny(["train.epochs=1"]), run, show_progress=False).fit()

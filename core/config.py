@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
@@ -258,9 +258,13 @@ def _validate_section(kind: str, raw: dict, path: PathKey, positions: Positions)
 
 
 def _non_finite(data: Any, path: PathKey = ()) -> Iterator[PathKey]:
-    """Paths of the infinite and NaN numbers in raw data (YAML's .inf and .nan): no setting means them."""
+    """Paths of the infinite and NaN numbers in raw data (YAML's .inf and .nan) or in validated models (where a
+    string such as "inf" or "1e999" became one): no setting means them."""
     if isinstance(data, float) and not math.isfinite(data):
         yield path
+    elif isinstance(data, BaseModel):
+        for field_name in type(data).model_fields:
+            yield from _non_finite(getattr(data, field_name), path + (field_name,))
     elif isinstance(data, dict):
         for key, value in data.items():
             yield from _non_finite(value, path + (key,))
@@ -273,10 +277,7 @@ def validate(data: dict[str, Any], positions: Positions | None = None) -> Experi
     """Validate raw experiment data: each component section with its own params model, and the rest with the
     schema; every problem found is reported together."""
     positions = positions or {}
-    non_finite = [
-        ConfigIssue(_locate(positions, path), _dotted(path), "must be a finite number (.inf and .nan are refused)")
-        for path in _non_finite(data)
-    ]
+    non_finite = _non_finite_issues(_non_finite(data), positions)
     issues: list[ConfigIssue] = []
     resolved: dict[PathKey, BaseModel] = {}
     for path, kind, raw in _raw_sections(Experiment, data):
@@ -306,7 +307,15 @@ def validate(data: dict[str, Any], positions: Positions | None = None) -> Experi
                 raise ConfigError(result)
             resolved[path] = result
         section._params = resolved[path]
+    coerced = [*_non_finite(experiment)] + [p for path, params in resolved.items() for p in _non_finite(params, path)]
+    if coerced:
+        raise ConfigError(_non_finite_issues(coerced, positions))
     return experiment
+
+
+def _non_finite_issues(paths: Iterable[PathKey], positions: Positions) -> list[ConfigIssue]:
+    message = "must be a finite number (inf, nan and numbers too large for a float are refused)"
+    return [ConfigIssue(_locate(positions, path), _dotted(path), message) for path in paths]
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Experiment:

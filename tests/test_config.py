@@ -102,6 +102,20 @@ CATALOGUE = [
         "must be a finite number",
     ),
     (
+        "temperature written as a string that pydantic reads as infinity",
+        GOOD.replace("temperature: 0.5", 'temperature: "inf"'),
+        "exp.yaml:12",
+        "loss.temperature",
+        "must be a finite number",
+    ),
+    (
+        "learning rate too large for a float",
+        GOOD.replace("lr: 0.001", 'lr: "1e999"'),
+        "exp.yaml:15",
+        "optimizer.lr",
+        "must be a finite number",
+    ),
+    (
         "negative temperature",
         GOOD.replace("temperature: 0.5", "temperature: -1"),
         "exp.yaml:12",
@@ -285,6 +299,13 @@ CATALOGUE = [
         "greater than 0",
     ),
     ("override unknown key", (GOOD, ["loss.tau=0.1"]), "--set loss.tau=0.1", "loss.tau", "unknown"),
+    (
+        "override with an infinite warm-up",
+        (GOOD, ["schedule.warmup_epochs=inf"]),
+        "--set schedule.warmup_epochs=inf",
+        "schedule.warmup_epochs",
+        "must be a finite number",
+    ),
     (
         "override switches a component by its name only",
         (GOOD, ["loss.name=margin_triplet"]),

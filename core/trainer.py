@@ -146,10 +146,12 @@ class Trainer:
         self.stopping = False
         if self.state is not None:
             self._restore(self.state)
-            if self.epoch > train.epochs:
+            if self.epoch > train.epochs or (self.epoch == train.epochs and self.step_in_epoch > 0):
+                started = f" and {self.step_in_epoch} steps of epoch {self.epoch + 1}" if self.step_in_epoch else ""
+                at_least = self.epoch + 1 if self.step_in_epoch else self.epoch
                 raise UserError(
-                    f"{run_dir} has trained {self.epoch} epochs, more than train.epochs={train.epochs}; "
-                    f"a resume can only train longer: pass --set train.epochs=N with N >= {self.epoch}"
+                    f"{run_dir} has trained {self.epoch} epochs{started}, more than train.epochs={train.epochs}; "
+                    f"a resume can only train longer: pass --set train.epochs=N with N >= {at_least}"
                 )
 
     def _wrap(self, model: nn.Module) -> nn.Module:

@@ -103,6 +103,8 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, data_p
         plugin_system().manager.unregister(name="signal-at-4")
     state = load_checkpoint(tmp_path / "resumed")
     assert (state["epoch"], state["step_in_epoch"], state["global_step"]) == (1, 1, 4)
+    with pytest.raises(UserError, match=r"trained 1 epochs and 1 steps of epoch 2, more than train.epochs=1.*N >= 2"):
+        Trainer(tiny([*overrides, "train.epochs=1"]), tmp_path / "resumed", resume=True, show_progress=False)
 
     resumed = Trainer(tiny(overrides), tmp_path / "resumed", resume=True, show_progress=False)
     assert resumed.stream.path == data_path

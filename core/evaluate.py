@@ -135,7 +135,7 @@ def _build_encoder(
     from simclr.trainer import build_model
 
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(experiment.train.seed)
+        torch.default_generator.manual_seed(experiment.train.seed)  # the CPU's only: CUDA RNGs are left alone
         model = build_model(experiment, image_size)
     if weights is not None:
         try:

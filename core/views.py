@@ -390,5 +390,5 @@ class TwoViewDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, _ = self.split[index]
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.item_seed(index))
+            torch.default_generator.manual_seed(self.item_seed(index))  # the CPU's only: CUDA RNGs are left alone
             return self.views(image)

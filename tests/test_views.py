@@ -380,7 +380,9 @@ def test_two_view_dataset_feeds_a_dataloader():
     assert not torch.equal(first, second)
 
 
-def test_two_view_items_depend_only_on_seed_epoch_and_index():
+def test_two_view_items_depend_only_on_seed_epoch_and_index(monkeypatch):
+    seeded_cuda = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", seeded_cuda.append)
     split = simclr.create("dataset", "synthetic", image_size=16, count=8).pretrain_split()
     pairs = TwoViewDataset(split, CPUViews(settings(16)), seed=5)
 
@@ -392,6 +394,7 @@ def test_two_view_items_depend_only_on_seed_epoch_and_index():
     global_state = torch.get_rng_state()
     pairs[0]
     assert torch.equal(torch.get_rng_state(), global_state)  # the global RNG is left alone
+    assert seeded_cuda == []  # and so are CUDA's (fork_rng(devices=[]) would not restore them)
     in_process = load(list(range(8)), workers=0)
     # other workers, another order, another draw of the global RNG: the same views of every item
     torch.manual_seed(123)

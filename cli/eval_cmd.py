@@ -34,7 +34,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "logistic regression (linear probe), the same with K labels per class (few-label), and weighted kNN, "
         "beside a randomly initialised backbone of the same architecture. Accuracies are percentages. Writes "
         "eval.json into the run directory (eval-<checkpoint>.json for a checkpoint other than the last, "
-        "...-<dataset>.json with --dataset) and caches features under its features/ folder.",
+        "...-<dataset>.json on another dataset than the run's, ...-<representation>.json for another "
+        "representation than its config's) and caches features under its features/ folder.",
     )
     parser.add_argument("target", type=Path, metavar="RUN_DIR|CHECKPOINT", help="run directory or .pt checkpoint")
     parser.add_argument("--dataset", metavar="NAME", help="evaluate on another dataset (its default params)")
@@ -67,7 +68,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simclr.evaluate import eval_path, evaluate_run
+    from simclr.evaluate import evaluate_run, resolve_target
 
     result = evaluate_run(
         args.target,
@@ -87,16 +88,16 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result)
     else:
-        print_report(result, eval_path(args.target, args.dataset, result["representation"]))
+        print_report(result, resolve_target(args.target)[1] / result["file"])
     return 0
 
 
 def evaluate_and_report(run_dir: Path, device: str | None = None) -> dict[str, Any]:
     """Evaluate a run with its config's eval settings and print the table (what `simclr train` ends with)."""
-    from simclr.evaluate import eval_path, evaluate_run
+    from simclr.evaluate import evaluate_run
 
     result = evaluate_run(run_dir, device=device or "auto")
-    print_report(result, eval_path(run_dir, representation=result["representation"]))
+    print_report(result, run_dir / result["file"])
     return result
 
 

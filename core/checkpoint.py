@@ -43,8 +43,10 @@ def remove_partial_writes(directory: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely onto ``map_location``; any problem is a :class:`UserError` naming the file."""
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
+    """Read a checkpoint safely onto ``map_location``; any problem is a :class:`UserError` naming the file.
+    ``mmap`` maps the tensors' data instead of reading it: cheap when only the plain data (epoch, config) is
+    needed."""
     path = Path(path)
     if path.is_dir():
         if (path / CONFIG_FILE).is_file() and not last_checkpoint(path).is_file():
@@ -61,7 +63,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     if magic != b"PK\x03\x04" and not magic.startswith(b"\x80"):  # torch.save's zip format, or a legacy pickle
         raise UserError(f"{path}: not a checkpoint file (not written by torch.save)")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         detail = str(exc).split("WeightsUnpickler error:")[-1].strip().split(". ")[0]
         raise UserError(

@@ -54,17 +54,15 @@ def resolve_target(target: Path) -> tuple[Path, Path]:
     return target, target.parent
 
 
-def eval_path(target: Path, dataset: str | None = None, representation: str = "backbone") -> Path:
+def eval_path(target: Path, dataset: str | None = None, representation: str | None = None) -> Path:
     """Where the evaluation of ``target`` (run directory or checkpoint file) is written: ``eval.json`` for a run's
-    last checkpoint's backbone features on its own dataset, the file :mod:`simclr.report` reads;
-    ``eval-<checkpoint>.json`` for any other checkpoint file, ``...-<dataset>.json`` for another dataset and
-    ``...-projection.json`` for the projection head's output, so none of these replaces the run's own result."""
+    last checkpoint evaluated as its config says (its own dataset and ``eval.representation``), the file
+    :mod:`simclr.report` and :mod:`simclr.sweep` read; ``eval-<checkpoint>.json`` for any other checkpoint file,
+    ``...-<dataset>.json`` when evaluated on another ``dataset`` than the one trained on and ``...-<representation>
+    .json`` for another ``representation`` than the config's, so none of these replaces the run's own result."""
     checkpoint, out_dir = resolve_target(target)
     parts = [] if checkpoint.name == LAST_CHECKPOINT and checkpoint.parent.name == CHECKPOINTS else [checkpoint.stem]
-    if dataset is not None:
-        parts.append(dataset)
-    if representation != "backbone":
-        parts.append(representation)
+    parts += [part for part in (dataset, representation) if part is not None]
     return out_dir / ("-".join([Path(EVAL_FILE).stem, *parts]) + ".json")
 
 
@@ -103,6 +101,17 @@ def _experiment(state: dict[str, Any], checkpoint: Path, dataset: str | None, ov
     if dataset:
         config = {**config, "data": {**config["data"], "dataset": {"name": dataset}}}
     return experiment_from_dict(config, list(overrides), src=f"{checkpoint} (stored config)")
+
+
+def _output_file(target: Path, stored: Experiment, used: Experiment, representation: str) -> Path:
+    """:func:`eval_path` for an evaluation of ``used`` (the stored config with the evaluation's changes)."""
+    same_dataset = used.data.dataset.model_dump(mode="json") == stored.data.dataset.model_dump(mode="json")
+    same_representation = representation == stored.eval.representation
+    return eval_path(
+        target,
+        None if same_dataset else used.data.dataset.name,
+        None if same_representation else representation,
+    )
 
 
 def _eval_config(eval_cfg: EvalConfig, **changes: Any) -> EvalConfig:
@@ -222,7 +231,8 @@ def evaluate_run(
     config's ``eval`` section. Returns ``{"dataset", "checkpoint", "epoch", "representation", "feature_dim",
     "linear": {"top1",
     "top5"}, "few_label": {"K": {"top1", "std"}}, "knn": {"k", "top1"}, "baseline": {...}, "seconds", ...}``
-    with accuracies in percent; ``"baseline"`` is absent when the baseline is off.
+    with accuracies in percent; ``"baseline"`` is absent when the baseline is off; ``"file"`` is the name of the
+    file in the run directory (or beside the checkpoint) it was written to.
     """
     started = time.perf_counter()
     checkpoint, out_dir = resolve_target(target)
@@ -231,6 +241,7 @@ def evaluate_run(
     if not os.access(out_dir, os.W_OK):
         raise UserError(f"cannot write results into {out_dir}; copy the checkpoint into a writable folder")
     experiment = _experiment(state, checkpoint, dataset, overrides)
+    stored = _experiment(state, checkpoint, None, ())
     cfg = _eval_config(
         experiment.eval,
         labels_per_class=list(ks) if ks is not None else None,
@@ -314,7 +325,9 @@ def evaluate_run(
         )
         result["baseline"] = _probe_all(random_init, cfg, seed, torch_device)
     result["seconds"] = round(time.perf_counter() - started, 3)
-    _write_json(result, eval_path(target, dataset, cfg.representation))
+    out_file = _output_file(target, stored, experiment, cfg.representation)
+    result["file"] = out_file.name
+    _write_json(result, out_file)
     return result
 
 

@@ -32,7 +32,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from simclr.config import Positions, apply_overrides, dump_yaml, load_yaml, validate, validation_issues
 from simclr.errors import ConfigError, ConfigIssue, SimCLRError, TrainingError, UserError
-from simclr.rundir import CONFIG_FILE, last_checkpoint
+from simclr.rundir import CONFIG_FILE, RUN_MARKER, last_checkpoint
 from simclr.schema import Experiment, Strict
 
 log = logging.getLogger("simclr")
@@ -217,8 +217,12 @@ def _longer(stored: Any, wanted: int) -> bool:
 
 
 def _skeleton(run_dir: Path) -> bool:
-    """Nothing in it but the empty folders a run directory starts with."""
-    return all(p.name in ("checkpoints", "plots") and p.is_dir() and not any(p.iterdir()) for p in run_dir.iterdir())
+    """Nothing in it but what a run directory starts with: its marker and empty folders."""
+    empty_folders = ("checkpoints", "plots")
+    return all(
+        (p.name == RUN_MARKER and p.is_file()) or (p.name in empty_folders and p.is_dir() and not any(p.iterdir()))
+        for p in run_dir.iterdir()
+    )
 
 
 def check_run_dirs(sweep: Sweep, combos: Sequence[Combination]) -> None:
@@ -319,19 +323,36 @@ def _write_record(combo: Combination, sweep: Sweep, status: str, error: str | No
 
 
 def run_state(combo: Combination, evaluate: bool) -> str:
-    """``finished``, ``failed`` (training diverged), ``evaluate`` (trained, not evaluated), ``resume`` (a
-    checkpoint short of the end, also of a run now asked to train more epochs) or ``new``."""
+    """``finished``, ``failed`` (training diverged), ``evaluate`` (trained, with no eval.json of its last
+    checkpoint), ``resume`` (a checkpoint short of the end, also of a run now asked to train more epochs) or
+    ``new``."""
     status = read_record(combo.run_dir).get("status")
     if status == "failed":
         return "failed"
+    from simclr.checkpoint import load_checkpoint
+
     checkpoint = last_checkpoint(combo.run_dir)
-    if status == "trained" and checkpoint.is_file() and _trained_epochs(checkpoint) < combo.experiment.train.epochs:
-        return "resume"
-    if evaluate and (combo.run_dir / EVAL_FILE).is_file():
-        return "finished"
-    if status == "trained":
-        return "evaluate" if evaluate else "finished"
-    return "resume" if last_checkpoint(combo.run_dir).is_file() else "new"
+    if not checkpoint.is_file():
+        if status != "trained":
+            return "new"
+        trained = None  # its checkpoints were removed after training: what it evaluated stands
+    else:
+        state = load_checkpoint(checkpoint, mmap=True)
+        trained = state["epoch"]
+        if status != "trained" or trained < combo.experiment.train.epochs:
+            return "resume"
+    if evaluate and not _evaluated(combo.run_dir, trained):
+        return "evaluate"
+    return "finished"
+
+
+def _evaluated(run_dir: Path, epoch: int | None) -> bool:
+    """Whether ``run_dir`` has an eval.json of the checkpoint that trained ``epoch`` epochs (None: of any)."""
+    try:
+        result = json.loads((run_dir / EVAL_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+    return epoch is None or (isinstance(result, dict) and result.get("epoch") == epoch)
 
 
 # ---- running ---------------------------------------------------------------------------------------------
@@ -384,13 +405,6 @@ def run_combination(sweep: Sweep, combo: Combination, device: str | None = None,
         log.info("sweep: %s: evaluating", combo.name)
         evaluate_run(combo.run_dir, device=device or "auto", progress=show_progress)
     return "finished"
-
-
-def _trained_epochs(checkpoint: Path) -> int:
-    """The epochs a run's last checkpoint has trained (read without its tensors' data)."""
-    import torch
-
-    return int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)["epoch"])
 
 
 def _free_memory(cuda: bool) -> None:

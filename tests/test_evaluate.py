@@ -200,6 +200,32 @@ def test_other_dataset_and_overrides(run_copy):
     assert not (run_copy / EVAL_FILE).exists()
 
 
+def test_a_dataset_changed_with_set_never_replaces_the_runs_own_eval_json(run_copy):
+    (run_copy / EVAL_FILE).write_text('{"own": true}')
+    dataset = "data.dataset={name: synthetic, image_size: 16, count: 200, num_classes: 3}"
+    result = evaluate_run(run_copy, overrides=[dataset], baseline=False, ks=[1], progress=False)
+    assert result["dataset"] == "synthetic" and result["file"] == "eval-synthetic.json"
+    assert json.loads((run_copy / "eval-synthetic.json").read_text()) == result
+    # the same dataset under other settings is another dataset too; eval.* changes are the run's own evaluation
+    result = evaluate_run(run_copy, overrides=["data.dataset.image_size=12"], baseline=False, ks=[1], progress=False)
+    assert result["file"] == "eval-digits.json"
+    assert json.loads((run_copy / EVAL_FILE).read_text()) == {"own": True}
+    result = evaluate_run(run_copy, overrides=["eval.knn_k=3"], baseline=False, ks=[1], progress=False)
+    assert result["file"] == EVAL_FILE and json.loads((run_copy / EVAL_FILE).read_text()) == result
+
+
+def test_a_run_configured_to_probe_the_projection_writes_that_to_eval_json(run_copy):
+    state = load_checkpoint(run_copy)
+    state["config"]["eval"]["representation"] = "projection"
+    save_checkpoint(state, run_copy / "checkpoints" / "last.pt")
+    own = evaluate_run(run_copy, baseline=False, ks=[1], progress=False)
+    assert own["representation"] == "projection" and own["file"] == EVAL_FILE
+    other = evaluate_run(run_copy, representation="backbone", baseline=False, ks=[1], progress=False)
+    assert other["representation"] == "backbone" and other["file"] == "eval-backbone.json"
+    assert json.loads((run_copy / EVAL_FILE).read_text()) == own
+    assert json.loads((run_copy / "eval-backbone.json").read_text()) == other
+
+
 def test_unusable_inputs_are_user_errors(run_copy, tmp_path):
     with pytest.raises(UserError, match="smallest class has only"):
         evaluate_run(run_copy, ks=[1000], progress=False)

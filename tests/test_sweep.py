@@ -111,6 +111,11 @@ def test_interrupted_sweep_resumes_and_skips_what_finished(tmp_path, capsys):
         assert [r["epoch"] for r in records if r["type"] == "epoch"] == [0, 1], name  # epoch 0 not trained again
         assert json.loads((out / name / "eval.json").read_text())["epoch"] == 2
     assert (first / "eval.json").read_text() != eval_before
+    # an eval.json of an earlier checkpoint (the evaluation was interrupted after training on) is not current
+    stale = {**json.loads(eval_before), "epoch": 1}
+    (first / "eval.json").write_text(json.dumps(stale))
+    assert main(["sweep", str(sweep), "--out", str(out), "--no-progress", "--set", "train.epochs=2"]) == 0
+    assert json.loads((first / "eval.json").read_text())["epoch"] == 2
     assert main(["sweep", str(sweep), "--out", str(out), "--set", "train.epochs=1"]) == 2  # fewer: refused
     assert "differs at train.epochs" in capsys.readouterr().err
 
@@ -119,6 +124,14 @@ def test_interrupted_sweep_resumes_and_skips_what_finished(tmp_path, capsys):
     assert main(["sweep", str(sweep), "--out", str(out), "--set", "train.epochs=2"]) == 2
     message = capsys.readouterr().err
     assert "started with another configuration" in message and "data.batch_size" in message
+
+    # a damaged checkpoint stops the sweep with a message naming it, not a traceback
+    (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    checkpoint = second / "checkpoints" / "last.pt"
+    checkpoint.write_bytes(checkpoint.read_bytes()[:300])
+    assert main(["sweep", str(sweep), "--out", str(out), "--set", "train.epochs=2"]) == 2
+    message = capsys.readouterr().err
+    assert f"{checkpoint}: not a readable checkpoint" in message and "Traceback" not in message
 
 
 def test_a_typo_in_the_last_combination_fails_before_any_run(tmp_path, capsys):

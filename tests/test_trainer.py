@@ -321,6 +321,12 @@ def test_a_resume_trains_longer_never_shorter_and_keeps_the_architecture(tmp_pat
     with caplog.at_level("WARNING", logger="simclr"):
         Trainer(tiny(), run, resume=True, show_progress=False).fit()
     assert "already trained all 2 epochs; nothing to do" in caplog.text
+    # trained on to 4 epochs (12 steps, 3 of warm-up), the cosine continues on the longer run's curve
+    Trainer(tiny(["train.epochs=4"]), run, resume=True, show_progress=False).fit()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    lr = {r["step"]: r["lr"] for r in records if r["type"] == "step"}
+    assert lr[6] == pytest.approx(0.001 * 0.5 * (1 + math.cos(math.pi * 2 / 3)))  # the 2-epoch run's last step
+    assert lr[7] == pytest.approx(0.001 * 0.5 * (1 + math.cos(math.pi * 3 / 9)))  # step 6 (0-based) of 12
 
 
 def test_out_or_resume_pointing_at_a_file_is_a_clear_error(tmp_path):

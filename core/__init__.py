@@ -85,8 +85,8 @@ def plugin_failures() -> list[dict[str, str]]:
 
 class ComponentRef:
     """Annotation for a params field naming another component, by name or with its params:
-    ``miner: Annotated[str | dict[str, Any], ComponentRef("miner")]`` accepts ``semi_hard`` and
-    ``{name: random_subset, fraction: 0.2}``; build it with :func:`create_ref`.
+    ``miner: Annotated[str | dict[str, Any], ComponentRef("miner")]`` accepts ``semi_hard`` and, for a miner
+    with params (the built-in ones take none), ``{name: <miner>, <its params>}``; build it with :func:`create_ref`.
 
     Validates that the name is installed (with a 'did you mean' hint otherwise) and the params.
     """

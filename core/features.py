@@ -139,15 +139,27 @@ def cached_features(cache_dir: Path | None, parts: dict[str, Any], compute: Call
     features = compute()
     try:
         _write(features, path)
-        _prune(cache_dir, CACHE_KEEP)
     except OSError as exc:
         log.warning("could not write the feature cache %s: %s", path, exc.strerror)
+        return features
+    _prune(cache_dir, CACHE_KEEP)
     return features
 
 
 def _prune(cache_dir: Path, keep: int) -> None:
-    """Delete all but the ``keep`` most recently used cache files of ``cache_dir``."""
-    files = sorted(cache_dir.glob("*.pt"), key=lambda f: f.stat().st_mtime_ns, reverse=True)
+    """Delete all but the ``keep`` most recently used cache files of ``cache_dir``; a file another process
+    removed meanwhile is skipped, one that cannot be removed is reported and kept."""
+
+    def last_used(file: Path) -> int:
+        try:
+            return file.stat().st_mtime_ns
+        except OSError:
+            return -1
+
+    files = sorted(cache_dir.glob("*.pt"), key=last_used, reverse=True)
     for stale in files[keep:]:
         log.info("removing the least recently used feature cache %s", stale)
-        stale.unlink(missing_ok=True)
+        try:
+            stale.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("could not remove the old feature cache %s: %s", stale, exc.strerror)

@@ -165,6 +165,27 @@ def test_feature_cache_keeps_only_the_most_recently_used_files(tmp_path, monkeyp
     assert len(computed) == 5  # key 1 was computed again
 
 
+def test_a_cache_file_that_cannot_be_removed_is_reported_as_such(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(features_module, "CACHE_KEEP", 1)
+    features = FeatureSet(torch.ones(3, 2), torch.zeros(3, dtype=torch.long), torch.ones(1, 2), torch.zeros(1))
+    cached_features(tmp_path, {"key": 0}, lambda: features)
+    old = tmp_path / f"{cache_key({'key': 0})}.pt"
+    os.utime(old, (1e9, 1e9))
+    unlink = Path.unlink
+
+    def refuse_old(path, missing_ok=False):
+        if path == old:
+            raise PermissionError(13, "Permission denied")
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", refuse_old)
+    with caplog.at_level("WARNING", logger="simclr"):
+        result = cached_features(tmp_path, {"key": 1}, lambda: features)
+    assert torch.equal(result.train_x, features.train_x)
+    assert "could not remove the old feature cache" in caplog.text and "could not write" not in caplog.text
+    assert (tmp_path / f"{cache_key({'key': 1})}.pt").is_file() and old.is_file()
+
+
 def test_checkpoint_saved_on_cuda_evaluates_on_cpu(evaluated, run_copy):
     reference = evaluated[1]
     state = load_checkpoint(run_copy)

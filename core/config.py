@@ -268,7 +268,7 @@ def _non_finite(data: Any, path: PathKey = ()) -> Iterator[PathKey]:
     elif isinstance(data, dict):
         for key, value in data.items():
             yield from _non_finite(value, path + (key,))
-    elif isinstance(data, list):
+    elif isinstance(data, list | tuple):
         for index, value in enumerate(data):
             yield from _non_finite(value, path + (index,))
 

@@ -103,14 +103,17 @@ def _experiment(state: dict[str, Any], checkpoint: Path, dataset: str | None, ov
     return experiment_from_dict(config, list(overrides), src=f"{checkpoint} (stored config)")
 
 
-def _output_file(target: Path, stored: Experiment, used: Experiment, representation: str) -> Path:
-    """:func:`eval_path` for an evaluation of ``used`` (the stored config with the evaluation's changes)."""
-    same_dataset = used.data.dataset.model_dump(mode="json") == stored.data.dataset.model_dump(mode="json")
-    same_representation = representation == stored.eval.representation
+def _output_file(target: Path, stored_config: dict[str, Any], used: Experiment, representation: str) -> Path:
+    """:func:`eval_path` for an evaluation of ``used`` (the stored config with the evaluation's changes): another
+    dataset is another name (the same dataset at another path or size is still the run's own, as when a run
+    trained on a GPU machine is evaluated on a laptop), another representation than the config's ``eval`` one."""
+    stored_dataset = stored_config.get("data", {}).get("dataset", {}).get("name")
+    default_representation = EvalConfig.model_fields["representation"].default
+    stored_representation = stored_config.get("eval", {}).get("representation", default_representation)
     return eval_path(
         target,
-        None if same_dataset else used.data.dataset.name,
-        None if same_representation else representation,
+        None if used.data.dataset.name == stored_dataset else used.data.dataset.name,
+        None if representation == stored_representation else representation,
     )
 
 
@@ -241,7 +244,6 @@ def evaluate_run(
     if not os.access(out_dir, os.W_OK):
         raise UserError(f"cannot write results into {out_dir}; copy the checkpoint into a writable folder")
     experiment = _experiment(state, checkpoint, dataset, overrides)
-    stored = _experiment(state, checkpoint, None, ())
     cfg = _eval_config(
         experiment.eval,
         labels_per_class=list(ks) if ks is not None else None,
@@ -325,7 +327,7 @@ def evaluate_run(
         )
         result["baseline"] = _probe_all(random_init, cfg, seed, torch_device)
     result["seconds"] = round(time.perf_counter() - started, 3)
-    out_file = _output_file(target, stored, experiment, cfg.representation)
+    out_file = _output_file(target, state["config"], experiment, cfg.representation)
     result["file"] = out_file.name
     _write_json(result, out_file)
     return result

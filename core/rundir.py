@@ -29,10 +29,13 @@ def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
 
 
 def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` is a directory a run made: it holds the run marker, or a config.yaml that is a stored
-    experiment. A folder that merely has a checkpoints/ or a config.yaml of some other tool is not one."""
+    """Whether ``path`` is a directory a run made: it holds the run marker, or (a run made before the marker
+    existed) both a checkpoints/ folder and a config.yaml that is a stored experiment. An experiment file saved as
+    config.yaml, a checkpoints/ folder or another tool's config.yaml alone does not make a run directory."""
     if (path / RUN_MARKER).is_file():
         return True
+    if not (path / CHECKPOINTS).is_dir():
+        return False
     try:
         stored = yaml.safe_load((path / CONFIG_FILE).read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
@@ -40,16 +43,24 @@ def is_run_dir(path: Path) -> bool:
     return isinstance(stored, dict) and EXPERIMENT_SECTIONS <= stored.keys()
 
 
+def is_unused(path: Path) -> bool:
+    """Nothing in ``path`` but what a run directory starts with: its marker and empty folders (safe to reuse)."""
+    empty_folders = (CHECKPOINTS, "plots")
+    return all(
+        (p.name == RUN_MARKER and p.is_file()) or (p.name in empty_folders and p.is_dir() and not any(p.iterdir()))
+        for p in path.iterdir()
+    )
+
+
 def check_new_run_dir(path: Path, overwrite: bool) -> None:
     """A new run must not clobber an existing one, ``--overwrite`` replaces only a run directory, and the file
     system must be writable with room to spare."""
     if path.exists() and not path.is_dir():
         raise UserError(f"{path} exists and is not a directory; choose another --out directory")
-    if path.exists() and any(path.iterdir()):
+    if path.exists() and not is_unused(path):
         if not is_run_dir(path):
             raise UserError(
-                f"{path} is not empty and is not a run directory (it has neither {RUN_MARKER} nor a simclr "
-                f"{CONFIG_FILE}); "
+                f"{path} is not empty and is not a run directory (it has no {RUN_MARKER}); "
                 "a run never writes into or deletes such a folder: choose another --out directory"
             )
         if not overwrite and last_checkpoint(path).is_file():

@@ -32,7 +32,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from simclr.config import Positions, apply_overrides, dump_yaml, load_yaml, validate, validation_issues
 from simclr.errors import ConfigError, ConfigIssue, SimCLRError, TrainingError, UserError
-from simclr.rundir import CONFIG_FILE, RUN_MARKER, last_checkpoint
+from simclr.rundir import CONFIG_FILE, RUN_MARKER, is_run_dir, is_unused, last_checkpoint
 from simclr.schema import Experiment, Strict
 
 log = logging.getLogger("simclr")
@@ -193,15 +193,24 @@ def _apply(data: dict, positions: Positions, overrides: list[tuple[str, str]]) -
 
 def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
     """Why ``run_dir`` cannot hold this combination (another config, or not a run directory), or None."""
-    if not run_dir.exists() or _skeleton(run_dir):
+    if not run_dir.exists() or is_unused(run_dir):
         return None
     stored_file = run_dir / CONFIG_FILE
-    if not stored_file.is_file():
-        return f"{run_dir} exists but is not a run directory (no {CONFIG_FILE}); move it away or choose another --out"
+    if not is_run_dir(run_dir) or not stored_file.is_file():
+        return (
+            f"{run_dir} exists but is not a run directory (no {RUN_MARKER} or no {CONFIG_FILE}); "
+            "move it away or choose another --out"
+        )
     stored = _flat(yaml.safe_load(stored_file.read_text()))
     wanted = _flat(yaml.safe_load(dump_yaml(experiment)))
     differ = sorted(key for key in stored.keys() | wanted.keys() if stored.get(key, ...) != wanted.get(key, ...))
     if _longer(stored.get(EPOCHS_KEY), wanted[EPOCHS_KEY]):
+        if read_record(run_dir).get("status") == "trained" and not last_checkpoint(run_dir).is_file():
+            return (
+                f"{run_dir} trained {stored[EPOCHS_KEY]} epochs but its checkpoints were removed, so it cannot "
+                f"train on to {wanted[EPOCHS_KEY]}; remove that run directory to train it from scratch, or keep "
+                f"train.epochs={stored[EPOCHS_KEY]}"
+            )
         differ.remove(EPOCHS_KEY)  # more epochs than before: the run resumes and trains on
     if not differ:
         return None
@@ -214,15 +223,6 @@ def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
 
 def _longer(stored: Any, wanted: int) -> bool:
     return isinstance(stored, int) and wanted > stored
-
-
-def _skeleton(run_dir: Path) -> bool:
-    """Nothing in it but what a run directory starts with: its marker and empty folders."""
-    empty_folders = ("checkpoints", "plots")
-    return all(
-        (p.name == RUN_MARKER and p.is_file()) or (p.name in empty_folders and p.is_dir() and not any(p.iterdir()))
-        for p in run_dir.iterdir()
-    )
 
 
 def check_run_dirs(sweep: Sweep, combos: Sequence[Combination]) -> None:

@@ -300,6 +300,13 @@ CATALOGUE = [
     ),
     ("override unknown key", (GOOD, ["loss.tau=0.1"]), "--set loss.tau=0.1", "loss.tau", "unknown"),
     (
+        "override with an infinite number in a pair",
+        (GOOD, ['data.augment.crop_ratio=[0.75, "inf"]']),
+        '--set data.augment.crop_ratio=[0.75, "inf"]',
+        "data.augment.crop_ratio.1",
+        "must be a finite number",
+    ),
+    (
         "override with an infinite warm-up",
         (GOOD, ["schedule.warmup_epochs=inf"]),
         "--set schedule.warmup_epochs=inf",

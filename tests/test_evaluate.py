@@ -227,12 +227,23 @@ def test_a_dataset_changed_with_set_never_replaces_the_runs_own_eval_json(run_co
     result = evaluate_run(run_copy, overrides=[dataset], baseline=False, ks=[1], progress=False)
     assert result["dataset"] == "synthetic" and result["file"] == "eval-synthetic.json"
     assert json.loads((run_copy / "eval-synthetic.json").read_text()) == result
-    # the same dataset under other settings is another dataset too; eval.* changes are the run's own evaluation
-    result = evaluate_run(run_copy, overrides=["data.dataset.image_size=12"], baseline=False, ks=[1], progress=False)
-    assert result["file"] == "eval-digits.json"
     assert json.loads((run_copy / EVAL_FILE).read_text()) == {"own": True}
-    result = evaluate_run(run_copy, overrides=["eval.knn_k=3"], baseline=False, ks=[1], progress=False)
+    # the run's own dataset with other params (another folder or size, as on the laptop that evaluates a run
+    # trained on a GPU machine) and other eval.* settings is still the run's own evaluation
+    overrides = ["data.dataset.image_size=12", "eval.knn_k=3"]
+    result = evaluate_run(run_copy, overrides=overrides, baseline=False, ks=[1], progress=False)
     assert result["file"] == EVAL_FILE and json.loads((run_copy / EVAL_FILE).read_text()) == result
+
+
+def test_another_dataset_evaluates_a_checkpoint_whose_own_dataset_is_not_installed_here(run_copy):
+    state = load_checkpoint(run_copy)
+    state["config"]["data"]["dataset"] = {"name": "lab_scans", "root": "/data/scans"}  # a plugin not installed here
+    save_checkpoint(state, run_copy / "checkpoints" / "last.pt")
+    result = evaluate_run(
+        run_copy, dataset="digits", overrides=["data.dataset.image_size=16"], baseline=False, ks=[1], progress=False
+    )
+    assert result["dataset"] == "digits" and result["file"] == "eval-digits.json"
+    assert json.loads((run_copy / "eval-digits.json").read_text()) == result
 
 
 def test_a_run_configured_to_probe_the_projection_writes_that_to_eval_json(run_copy):

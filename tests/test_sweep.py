@@ -125,8 +125,14 @@ def test_interrupted_sweep_resumes_and_skips_what_finished(tmp_path, capsys):
     message = capsys.readouterr().err
     assert "started with another configuration" in message and "data.batch_size" in message
 
-    # a damaged checkpoint stops the sweep with a message naming it, not a traceback
+    # a run whose checkpoints were removed after training cannot train on: refused before anything runs
     (tmp_path / "base.yaml").write_text(yaml.safe_dump(BASE))
+    shutil.rmtree(first / "checkpoints")
+    assert main(["sweep", str(sweep), "--out", str(out), "--set", "train.epochs=3"]) == 2
+    message = capsys.readouterr().err
+    assert f"{first} trained 2 epochs but its checkpoints were removed, so it cannot train on to 3" in message
+
+    # a damaged checkpoint stops the sweep with a message naming it, not a traceback
     checkpoint = second / "checkpoints" / "last.pt"
     checkpoint.write_bytes(checkpoint.read_bytes()[:300])
     assert main(["sweep", str(sweep), "--out", str(out), "--set", "train.epochs=2"]) == 2

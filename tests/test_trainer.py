@@ -250,15 +250,17 @@ def test_a_folder_that_is_not_a_run_is_never_written_into_even_with_overwrite(tm
     assert [p.name for p in out.iterdir()] == ["thesis.tex"]
 
 
-@pytest.mark.parametrize("lookalike", ["checkpoints", "config.yaml"])
+@pytest.mark.parametrize("lookalike", ["checkpoints", "other tool's config", "experiment as config.yaml"])
 def test_a_folder_that_only_looks_like_a_run_is_not_deleted_by_overwrite(tmp_path, lookalike):
     out = tmp_path / "proj"
     out.mkdir()
     (out / "thesis.tex").write_text("precious")
     if lookalike == "checkpoints":
         (out / "checkpoints").mkdir()
-    else:
-        (out / "config.yaml").write_text("trainer: {max_epochs: 3}\nmodel: {lr: 0.1}\n")  # another tool's config
+    elif lookalike == "other tool's config":
+        (out / "config.yaml").write_text("trainer: {max_epochs: 3}\nmodel: {lr: 0.1}\n")
+    else:  # `simclr train proj/config.yaml --out proj`
+        (out / "config.yaml").write_text(yaml.safe_dump(TINY))
     with pytest.raises(UserError, match="is not a run directory"):
         Trainer(tiny(), out, overwrite=True, show_progress=False)
     assert (out / "thesis.tex").read_text() == "precious"
@@ -271,6 +273,14 @@ def test_a_run_killed_before_writing_its_config_can_be_overwritten(tmp_path):
     (run / "config.yaml").unlink()
     (run / "checkpoints" / "last.pt").unlink()
     Trainer(tiny(["train.epochs=1"]), run, overwrite=True, show_progress=False).fit()
+    assert load_checkpoint(run)["epoch"] == 1
+
+
+def test_a_folder_with_nothing_but_empty_run_folders_is_used_without_overwrite(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)  # left by a run killed before it wrote anything else
+    (run / "plots").mkdir()
+    Trainer(tiny(["train.epochs=1"]), run, show_progress=False).fit()
     assert load_checkpoint(run)["epoch"] == 1
 
 

@@ -6,6 +6,7 @@ and the others keep working (pluggy's ``load_setuptools_entrypoints`` would abor
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import logging
 import os
@@ -72,9 +73,36 @@ class PluginSystem:
     def register_object(self, obj: Any, name: str, label: str | None = None) -> None:
         """Register a callback object (built from a config) so its lifecycle hooks are called. ``name`` must be
         unique among registered plugins; ``label`` is how warnings name the object, e.g.
-        ``callback 'plots' (from train.callbacks)``."""
-        self.manager.register(obj, name=name)
+        ``callback 'plots' (from train.callbacks)``. A hook method that would never be called (not marked with
+        ``@simclr.hookimpl``, or not named after a lifecycle hook) is warned about."""
         self.labels[name] = label or f"callback object '{name}'"
+        for problem in lifecycle_hook_problems(self.manager, obj):
+            log.warning("%s: %s", self.labels[name], problem)
+        self.manager.register(obj, name=name)
+
+
+LIFECYCLE_HOOKS = sorted(name for name in vars(hookspecs) if name.startswith("simclr_on_"))
+
+
+def lifecycle_hook_problems(manager: pluggy.PluginManager, obj: Any) -> list[str]:
+    """Why some of ``obj``'s ``simclr_*`` methods would never be called, or why it would do nothing at all."""
+    problems, hooks = [], 0
+    for attr in sorted(a for a in dir(obj) if a.startswith("simclr_")):
+        marked = manager.parse_hookimpl_opts(obj, attr) is not None
+        if attr in LIFECYCLE_HOOKS and marked:
+            hooks += 1
+        elif attr in LIFECYCLE_HOOKS:
+            problems.append(f"{attr} is not marked with @simclr.hookimpl, so it is never called; decorate it")
+        elif marked:
+            close = difflib.get_close_matches(attr, LIFECYCLE_HOOKS, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(LIFECYCLE_HOOKS)}"
+            problems.append(f"{attr} is not a lifecycle hook, so it is never called; {hint}")
+    if not hooks and not problems:
+        problems.append(
+            f"it has no lifecycle hook, so it does nothing; give it methods named {', '.join(LIFECYCLE_HOOKS)} "
+            "marked with @simclr.hookimpl"
+        )
+    return problems
 
 
 def _load_order(candidate: tuple[importlib.metadata.EntryPoint, Provider]) -> tuple[bool, str, str]:

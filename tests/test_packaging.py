@@ -145,6 +145,24 @@ def test_example_plugin_installs_lists_builds(tmp_path):
     )
     built = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert built.returncode == 0 and built.stdout.startswith("ok"), built.stderr
+    # its callback runs when a config lists it, and only its own hooks are called (no warning)
+    experiment = {
+        "data": {"dataset": {"name": "synthetic", "image_size": 16, "count": 64}, "batch_size": 32},
+        "model": {"backbone": {"name": "small_resnet"}},
+        "loss": {"name": "nt_xent"},
+        "optimizer": {"name": "adam"},
+        "train": {"epochs": 2, "device": "cpu", "callbacks": [{"name": "step_counter", "every": 2}]},
+        "eval": {"after_train": False},
+    }
+    (tmp_path / "exp.yaml").write_text(json.dumps(experiment))
+    command = [sys.executable, "-m", "simclr", "train", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "run")]
+    trained = subprocess.run([*command, "--no-progress"], env=env, capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert [line.split(":")[0] for line in trained.stdout.splitlines() if line.startswith("step ")] == [
+        "step 2",
+        "step 4",
+    ]
+    assert "step_counter" not in trained.stderr
     without = subprocess.run(
         [sys.executable, "-m", "simclr", "plugins", "list", "--json", "--kind", "miner"],
         capture_output=True,

@@ -215,6 +215,49 @@ def test_lifecycle_error_of_a_config_callback_names_the_callback(caplog):
     assert warnings[1].startswith("callback object 'unlabelled' raised in simclr_on_train_end and is ignored: ")
 
 
+def test_a_callback_whose_hooks_would_never_be_called_is_warned_about(caplog):
+    system = load_plugins(builtin_entry_points())
+    calls = []
+
+    class Forgot:  # hooks without @simclr.hookimpl, and a misspelled one
+        def simclr_on_log(self, run, record):
+            calls.append(record)
+
+        @simclr.hookimpl
+        def simclr_on_epoch_ends(self, run, epoch, record):
+            calls.append(record)
+
+    class Empty:
+        def on_log(self, record):
+            calls.append(record)
+
+    with caplog.at_level("WARNING", logger="simclr"):
+        system.register_object(Forgot(), "callback:0:forgot", label="callback 'forgot' (from train.callbacks)")
+        system.register_object(Empty(), "callback:1:empty", label="callback 'empty' (from train.callbacks)")
+    system.call_lifecycle("simclr_on_log", run=None, record={"step": 1})
+    assert calls == []  # what the warnings are about
+    messages = [r.getMessage() for r in caplog.records]
+    assert (
+        "callback 'forgot' (from train.callbacks): simclr_on_epoch_ends is not a lifecycle hook, so it is never "
+        "called; did you mean simclr_on_epoch_end?"
+    ) in messages
+    assert (
+        "callback 'forgot' (from train.callbacks): simclr_on_log is not marked with @simclr.hookimpl, so it is "
+        "never called; decorate it"
+    ) in messages
+    assert any(m.startswith("callback 'empty' (from train.callbacks): it has no lifecycle hook") for m in messages)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="simclr"):
+        system.register_object(_Marked(), "callback:2:marked")
+    assert caplog.records == []
+
+
+class _Marked:
+    @simclr.hookimpl
+    def simclr_on_log(self, run, record):
+        pass
+
+
 def test_plugins_list_json_reports_broken_plugin_and_keeps_builtins(tmp_path, cli):
     make_distribution(tmp_path, "simclr-plugin-broken-cli", {"broken_cli": RAISES_AT_IMPORT})
     result = cli("plugins", "list", "--json", env={"PYTHONPATH": str(tmp_path)})

@@ -1,4 +1,5 @@
-"""A third-party simclr plugin: the `random_subset` miner keeps each negative pair with probability `fraction`."""
+"""A third-party simclr plugin: the `random_subset` miner keeps each negative pair with probability `fraction`,
+and the `step_counter` callback prints the loss every `every` steps."""
 
 from __future__ import annotations
 
@@ -28,3 +29,23 @@ class RandomSubsetMiner:
 @simclr.hookimpl
 def simclr_register_miners(registry):
     registry.add("random_subset", RandomSubsetMiner, RandomSubsetParams, "keep a random fraction of negatives")
+
+
+class StepCounterParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    every: int = Field(100, ge=1, description="print every this many steps")
+
+
+class StepCounter:
+    def __init__(self, params: StepCounterParams):
+        self.every = params.every
+
+    @simclr.hookimpl
+    def simclr_on_log(self, run, record):
+        if record["step"] % self.every == 0:
+            print(f"step {record['step']}: loss {record['loss']:.3f}")
+
+
+@simclr.hookimpl
+def simclr_register_callbacks(registry):
+    registry.add("step_counter", StepCounter, StepCounterParams, "print the loss every N steps")

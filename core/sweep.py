@@ -214,6 +214,13 @@ def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
         differ.remove(EPOCHS_KEY)  # more epochs than before: the run resumes and trains on
     if not differ:
         return None
+    trained = stored.get(EPOCHS_KEY)
+    if differ == [EPOCHS_KEY] and isinstance(trained, int) and trained > wanted[EPOCHS_KEY]:
+        return (
+            f"{run_dir} was trained on to train.epochs={trained}, more than {wanted[EPOCHS_KEY]}: a sweep extended "
+            f"with --set train.epochs={trained} needs it on every later run too (or put train.epochs: {trained} "
+            "in the sweep file's set:)"
+        )
     shown = ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else "")
     return (
         f"{run_dir} was started with another configuration (differs at {shown}); "

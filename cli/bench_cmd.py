@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from rich.table import Table
 
@@ -17,14 +18,35 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="time views, model step, loss and full step on random images of the experiment's shape",
+        description="Time, in one process and on random images of the experiment's shape (no dataset is read), "
+        "view generation, the model step (forward + backward + optimizer on fixed views), the loss alone and the "
+        "full training step; report images/s, each part's share, the pipeline efficiency and TFLOP/s. With "
+        "--set train.compile=true the compiled model step is timed beside the eager one.",
     )
-    parser.add_argument("experiment", nargs="?", default=DEFAULT_EXPERIMENT, metavar="EXP.yaml")
+    parser.add_argument(
+        "experiment",
+        nargs="?",
+        metavar="EXP.yaml",
+        help=f"experiment file (default: {DEFAULT_EXPERIMENT}, from the current folder)",
+    )
     add_set_argument(parser)
     parser.add_argument("--steps", type=int, default=20, help="timed repetitions of each part (median reported)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed repetitions first")
     parser.add_argument("--device", help="override train.device")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
+
+
+def _default_experiment() -> Path:
+    path = Path(DEFAULT_EXPERIMENT)
+    if not path.is_file():
+        from simclr.errors import UserError
+
+        raise UserError(
+            f"no EXP.yaml given and there is no {DEFAULT_EXPERIMENT} here (the default, in the project's folder); "
+            "give an experiment file: `simclr bench EXP.yaml`"
+        )
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         from simclr.errors import UserError
 
         raise UserError("--steps must be >= 1 and --warmup >= 0")
-    experiment = config.load_experiment(args.experiment, args.overrides)
+    experiment = config.load_experiment(args.experiment or _default_experiment(), args.overrides)
     result = run_bench(experiment, args.steps, args.warmup, args.device)
     if args.json:
         print_json(result)

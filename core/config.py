@@ -10,7 +10,8 @@ import difflib
 import math
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -191,7 +192,11 @@ def validation_issues(
 
 
 def _section_type(annotation: Any) -> tuple[type | None, bool]:
-    """(model class, is a list of them) for a field annotation, or (None, False)."""
+    """(model class, is a list of them) for a field annotation (optional or not), or (None, False)."""
+    if get_origin(annotation) in (Union, UnionType):
+        members = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(members) == 1:
+            return _section_type(members[0])
     if get_origin(annotation) is list:
         (item,) = get_args(annotation)
         return (item, True) if isinstance(item, type) and issubclass(item, BaseModel) else (None, False)

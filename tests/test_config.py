@@ -360,6 +360,12 @@ def test_several_errors_are_reported_together(tmp_path):
     text = GOOD.replace("temperature: 0.5", "temperature: -1").replace("epochs: 1", "epochs: 0")
     messages = errors_of(write(tmp_path, text))
     assert any("loss.temperature" in m for m in messages) and any("train.epochs" in m for m in messages)
+    # every callback's errors too, beside the other sections' (callbacks is an optional list of sections)
+    callbacks = "  callbacks: [{name: metrics_jsonl, bogus: 1}, {name: nosuch}]\n"
+    messages = errors_of(write(tmp_path, text.replace("  epochs: 0\n", "  epochs: 0\n" + callbacks)))
+    assert any("train.callbacks.0.bogus: unknown key" in m for m in messages), messages
+    assert any("train.callbacks.1.name: unknown callback 'nosuch'" in m for m in messages), messages
+    assert any("loss.temperature" in m for m in messages) and any("train.epochs" in m for m in messages)
 
 
 def test_missing_and_binary_files(tmp_path):

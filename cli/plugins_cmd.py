@@ -22,8 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 def run_list(args: argparse.Namespace) -> int:
     components = simclr.available(args.kind)
     failures = simclr.plugin_failures()
+    disabled = simclr.disabled_plugins()
     if args.json:
-        print_json({"components": components, "failures": failures})
+        print_json({"components": components, "failures": failures, "disabled": disabled})
         return 0
     table = Table(title="simclr components", show_lines=False)
     for column in ("kind", "name", "plugin", "distribution", "version", "description"):
@@ -38,4 +39,6 @@ def run_list(args: argparse.Namespace) -> int:
         for f in failures:
             broken.add_row(f["plugin"], f["distribution"], f["stage"], f["error"], f["hint"])
         out.print(broken)
+    if disabled:
+        out.print(f"disabled by SIMCLR_DISABLE_PLUGINS: {', '.join(disabled)}")
     return 0

@@ -27,6 +27,7 @@ __all__ = [
     "available",
     "create",
     "create_ref",
+    "disabled_plugins",
     "hookimpl",
     "names",
     "plugin_failures",
@@ -81,6 +82,13 @@ def plugin_failures() -> list[dict[str, str]]:
     from simclr.plugin_manager import plugin_system
 
     return list(plugin_system().registry.failures)
+
+
+def disabled_plugins() -> list[str]:
+    """Installed plugins that SIMCLR_DISABLE_PLUGINS turned off, e.g. ``plugin 'x' (distribution y 1.0)``."""
+    from simclr.plugin_manager import plugin_system
+
+    return list(plugin_system().registry.disabled)
 
 
 class ComponentRef:

@@ -129,7 +129,10 @@ def load_plugins(entry_points: list[importlib.metadata.EntryPoint] | None = None
     seen: set[Provider] = set()
     owners: dict[str, Provider] = {}
     for entry_point, provider in sorted(((ep, _provider(ep)) for ep in entry_points), key=_load_order):
+        if entry_point.name in blocked and provider not in seen:
+            registry.disabled.append(str(provider))
         if entry_point.name in blocked or provider in seen:
+            seen.add(provider)
             continue
         seen.add(provider)
         owner = owners.setdefault(entry_point.name, provider)

@@ -177,6 +177,8 @@ class Registry:
     #: (kind, name) of a component whose plugin was rejected -> why, for the "unknown" error
     rejected: dict[tuple[str, str], str] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
+    #: plugins installed but disabled by SIMCLR_DISABLE_PLUGINS, e.g. "plugin 'x' (distribution y 1.0)"
+    disabled: list[str] = field(default_factory=list)
 
     def add_plugin(self, components: list[Component]) -> None:
         """Add one plugin's components, or none of them if one's name is taken (:class:`NameClash`)."""
@@ -212,7 +214,14 @@ class Registry:
         and what is installed."""
         reason = self.rejected.get((kind, name))
         why = f"it was not registered because {reason}; " if reason else ""
-        return f"unknown {kind} '{name}'; {why}{suggest(name, self.names(kind))}"
+        message = f"unknown {kind} '{name}'; {why}{suggest(name, self.names(kind))}"
+        if reason:
+            return message
+        missing = [f"plugin '{f['plugin']}' (distribution {f['distribution']}) failed to load" for f in self.failures]
+        missing += [f"{plugin} is disabled by SIMCLR_DISABLE_PLUGINS" for plugin in self.disabled]
+        if missing:
+            message += f"; it may come from a plugin that is not loaded: {'; '.join(missing)} (`simclr plugins list`)"
+        return message
 
 
 def _check_kind(kind: str) -> None:

@@ -68,6 +68,11 @@ def test_broken_import_and_registration_are_isolated(tmp_path, monkeypatch):
     assert f"{DISABLE_ENV}=broken_import" in failures["broken_import"]["hint"]
     assert failures["broken_hook"]["stage"] == "registration"
     assert "registration exploded" in failures["broken_hook"]["error"]
+    # a name nothing registered points at the plugin that failed to load, which may have provided it
+    message = system.registry.unknown("dataset", "lab_scans")
+    assert message.startswith("unknown dataset 'lab_scans'; installed: ")
+    assert "; it may come from a plugin that is not loaded: " in message
+    assert "plugin 'broken_import' (distribution simclr-plugin-broken 1.0) failed to load" in message
     assert "half_registered" not in system.registry.names("loss")
     with pytest.raises(ConfigError, match="plugin 'broken_hook' .*failed to register: RuntimeError: registration"):
         system.registry.get("loss", "half_registered")
@@ -152,6 +157,16 @@ def test_disable_env_var_skips_plugins(tmp_path, monkeypatch):
     assert system.registry.get("loss", "nt_xent").provider.plugin == "losses"
     assert system.registry.names("callback") == []
     assert not system.registry.failures
+    assert system.registry.disabled == [
+        "plugin 'callbacks' (distribution simclr " + system.registry.get("loss", "nt_xent").provider.version + ")",
+        "plugin 'dupe2' (distribution simclr-plugin-dupe2 1.0)",
+    ]
+    assert system.registry.unknown("callback", "plots").endswith(
+        "it may come from a plugin that is not loaded: plugin 'callbacks' (distribution simclr "
+        f"{system.registry.get('loss', 'nt_xent').provider.version}) is disabled by SIMCLR_DISABLE_PLUGINS; "
+        "plugin 'dupe2' (distribution simclr-plugin-dupe2 1.0) is disabled by SIMCLR_DISABLE_PLUGINS "
+        "(`simclr plugins list`)"
+    )
 
 
 def test_factory_returning_wrong_type_names_the_plugin(tmp_path, monkeypatch):

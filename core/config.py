@@ -131,6 +131,7 @@ def apply_overrides(data: dict[str, Any], positions: Positions, overrides: list[
             else:
                 if isinstance(target, dict) and part not in target:
                     target[part] = {}
+                    positions[tuple(walked)] = src  # a section the override created is the override's
                 target = target[part]
         prefix = tuple(walked)
         for existing in [p for p in positions if p[: len(prefix)] == prefix]:

@@ -299,6 +299,7 @@ CATALOGUE = [
         "greater than 0",
     ),
     ("override unknown key", (GOOD, ["loss.tau=0.1"]), "--set loss.tau=0.1", "loss.tau", "unknown"),
+    ("override unknown section", (GOOD, ["foo.bar=1"]), "--set foo.bar=1", "foo", "its keys: name, data, model"),
     (
         "override with an infinite number in a pair",
         (GOOD, ['data.augment.crop_ratio=[0.75, "inf"]']),

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<name>-<timestamp>)")
     parser.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue the run in RUN_DIR")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing run directory")
-    parser.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:N)")
+    parser.add_argument("--device", help="override train.device (auto, cpu, cuda, cuda:N, mps)")
     parser.add_argument("--strict", action="store_true", help="stop when a plugin's lifecycle hook raises")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars or step log lines")
     parser.add_argument("--nproc", type=int, metavar="G", help="launch G processes on this node with torchrun")

@@ -171,6 +171,8 @@ CASES = [
     Case("unknown-subcommand", lambda c: ["frobnicate"], ["invalid choice", "frobnicate"]),
     Case("no-subcommand", lambda c: [], ["COMMAND"]),
     Case("train-without-exp", lambda c: ["train"], ["give an experiment file"]),
+    Case("train-unknown-option", lambda c: ["train", c.experiment(), "--bogus"], ["usage: simclr train", "--bogus"]),
+    Case("bench-without-exp-elsewhere", lambda c: ["bench"], ["no EXP.yaml given", "configs/quickstart.yaml"]),
     Case("train-missing-exp-file", lambda c: ["train", "nope.yaml"], ["nope.yaml"]),
     Case(
         "resume-plus-exp",

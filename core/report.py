@@ -101,6 +101,7 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
         "few_label": {k: v.get("top1") for k, v in result.get("few_label", {}).items()},
         "knn_top1": result.get("knn", {}).get("top1"),
         "knn_k": result.get("knn", {}).get("k"),
+        "representation": result.get("representation", "backbone") if result else None,
         "baseline_top1": result.get("baseline", {}).get("linear", {}).get("top1"),
         "train_seconds": seconds if epochs else None,
         "images_per_sec": images / seconds if seconds else None,
@@ -147,7 +148,10 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     reported = any(row.get("reported") is not None for row in rows)
     knn_ks = {row["knn_k"] for row in rows if row["knn_k"] is not None}
     knn_header = f"kNN top-1 (k={next(iter(knn_ks))})" if len(knn_ks) == 1 else "kNN top-1"
-    headers = ["run", "backbone", "loss", "t/m", "optimizer", "batch", "epochs", "linear top-1"]
+    probed = any(row["representation"] not in (None, "backbone") for row in rows)
+    headers = ["run", "backbone", "loss", "t/m", "optimizer", "batch", "epochs"]
+    headers += ["probed"] if probed else []  # some runs probe the projection head's output g(h), not h
+    headers += ["linear top-1"]
     headers += ["reported top-1"] if reported else []
     headers += ["top-5", *[f"{k}-label top-1" for k in ks], knn_header, "random-init top-1"]
     headers += ["train time", "images/s"]
@@ -157,6 +161,8 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         optimizer = row["optimizer"] + (f" {row['lr']:g}" if isinstance(row["lr"], int | float) else "")
         line = [row["run"], row["backbone"], row["loss"], "" if row["t_m"] is None else str(row["t_m"])]
         line += [optimizer, str(row["batch"] or ""), str(row["epochs"] or "")]
+        if probed:
+            line += [{"backbone": "h", "projection": "g(h)"}.get(row["representation"], row["representation"] or "")]
         line += ["failed" if failed else _number(row["linear_top1"])]
         if reported:
             line += [_number(row.get("reported")) or "–"]
@@ -183,8 +189,8 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     ks = few_label_ks(rows)
     reported = ["reported"] if any(row.get("reported") is not None for row in rows) else []
     fields = ["run", "dir", "status", "backbone", "loss", "t_m", "optimizer", "lr", "batch", "epochs"]
-    fields += ["linear_top1", *reported, "linear_top5", *[f"few_label_{k}_top1" for k in ks], "knn_top1", "knn_k"]
-    fields += ["baseline_top1", "train_seconds", "images_per_sec", "error"]
+    fields += ["representation", "linear_top1", *reported, "linear_top5", *[f"few_label_{k}_top1" for k in ks]]
+    fields += ["knn_top1", "knn_k", "baseline_top1", "train_seconds", "images_per_sec", "error"]
     with open(path, "w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()

@@ -290,6 +290,22 @@ def test_report_of_fabricated_runs(tmp_path, capsys):
     shutil.rmtree(root / "extra")  # one k left: the header says it
     assert main(["report", str(root)]) == 0
     assert "| kNN top-1 (k=200) |" in (root / "report.md").read_text().splitlines()[0]
+    # a run that probes the projection head's output g(h): the table says what each run probed
+    projection = {**result_of(50.0, {"1": 20.0}, 45.0), "representation": "projection"}
+    fake_run(root / "g", config_of("resnet50", {"name": "nt_xent"}, {"name": "adam"}), projection, [(1.0, 1.0)])
+    assert main(["report", str(root)]) == 0
+    lines = (root / "report.md").read_text().splitlines()
+    assert "| batch | epochs | probed | linear top-1 |" in lines[0]
+    assert lines[2].startswith("| r18_logistic | resnet18 | nt_logistic (weight) | 0.2 | lars | 128 | 80 | h | 66.0 |")
+    assert lines[5].startswith("| g | resnet50 | nt_xent |  | adam | 128 | 80 | g(h) | 50.0 |")
+    with open(root / "report.csv") as handle:
+        representations = {r["run"]: r["representation"] for r in csv.DictReader(handle)}
+    assert representations == {
+        "r18_logistic": "backbone",
+        "r50_triplet_sh": "backbone",
+        "r50_lars": "",
+        "g": "projection",
+    }
 
 
 def test_report_of_a_folder_without_results_exits_2(tmp_path, capsys):

@@ -10,6 +10,7 @@ Three paths behind one interface (chosen from ``data.augment.backend`` and ``dat
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 
@@ -144,7 +145,24 @@ class ViewStream:
             yield self._views(self.images[mine[step * self.batch : (step + 1) * self.batch]])
 
     def state_dict(self) -> dict:
-        return {"generator": self.generator.get_state()}
+        return {"generator": self.generator.get_state(), "device": self.generator.device.type}
 
     def load_state_dict(self, state: dict) -> None:
-        self.generator.set_state(state["generator"])
+        """Continue the saved view stream; one saved on another kind of device (a run started on a CPU and
+        resumed on a GPU) cannot be, so the stream is reseeded from the saved state: deterministic, but the
+        views from here on differ from an uninterrupted run's."""
+        here = self.generator.device.type
+        if state.get("device", here) == here:
+            try:
+                self.generator.set_state(state["generator"])
+                return
+            except RuntimeError:  # another device's state, in a checkpoint that did not say where it came from
+                pass
+        log.warning(
+            "the checkpoint's view stream was drawn on %s, this run's is on %s: the views continue from a new "
+            "stream (seeded from the saved one)",
+            state.get("device", "another kind of device"),
+            here,
+        )
+        digest = hashlib.blake2b(state["generator"].numpy().tobytes(), digest_size=7).digest()
+        self.generator.manual_seed(int.from_bytes(digest, "little") + self.runtime.rank)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -111,6 +112,26 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, data_p
     resumed.fit()
     for key, value in weights(straight.model).items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+def test_a_run_resumed_on_another_kind_of_device_continues_with_a_reseeded_view_stream(tmp_path, caplog, recorded):
+    """A CUDA generator's state (16 bytes) cannot be set on a CPU generator, nor the other way round."""
+    Trainer(tiny(["train.epochs=1"]), tmp_path / "a", show_progress=False).fit()
+    state = load_checkpoint(tmp_path / "a")
+    cuda_state = {"generator": torch.arange(16, dtype=torch.uint8)} | ({"device": "cuda"} if recorded else {})
+    state["rng"]["streams"] = [cuda_state]
+    save_checkpoint(state, tmp_path / "a" / "checkpoints" / "last.pt")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    resumed = []
+    for run in ("a", "b"):
+        with caplog.at_level("WARNING", logger="simclr"):
+            trainer = Trainer(tiny(), tmp_path / run, resume=True, show_progress=False)
+        trainer.fit()
+        resumed.append(weights(trainer.model))
+    assert "the views continue from a new stream" in caplog.text
+    for key, value in resumed[0].items():  # reseeded deterministically
+        assert torch.equal(value, resumed[1][key]), key
 
 
 def test_a_signal_on_an_epochs_last_step_finishes_that_epoch_first(tmp_path):

@@ -59,6 +59,19 @@ class RunContext:
         return self.runtime.is_main
 
 
+def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give each per-parameter state tensor (momentum, Adam's moments) its parameter's memory layout.
+    ``load_state_dict`` moves state to the parameter's device and dtype but keeps the saved strides, so a run
+    resumed with another ``train.channels_last`` would feed fused optimizers mismatched layouts: an error on CUDA,
+    silently wrong steps on the CPU."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
+                    state[key] = torch.empty_like(param).copy_(value)
+
+
 def build_model(experiment: Experiment, image_size: int) -> SimCLRModel:
     backbone = experiment.model.backbone.build(image_size)
     projection = experiment.model.projection
@@ -196,6 +209,7 @@ class Trainer:
             )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        match_parameter_layout(self.optimizer)
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import os
@@ -418,3 +419,45 @@ def test_the_paper_projection_head_study_trains_with_a_linear_head_or_none(tmp_p
     assert sum(p.numel() for p in trainer.model.head.parameters()) == head_params  # small_resnet: 64 features
     assert trainer.model(torch.randn(2, 3, 16, 16)).shape == (2, out_dim)  # 0 layers: the loss sees the features
     assert math.isfinite(trainer.fit()["loss"])
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_a_resumed_optimizer_state_takes_its_parameters_memory_layout(optimizer):
+    """A checkpoint of a run without channels_last, resumed with it (as on a GPU, where it is the default):
+    the fused step must see the moments in the parameters' layout, or its update is wrong."""
+    from simclr.trainer import match_parameter_layout
+
+    make = {
+        "adam": lambda params, fused: torch.optim.Adam(params, lr=0.1, fused=fused),
+        "sgd": lambda params, fused: torch.optim.SGD(params, lr=0.1, momentum=0.9, fused=fused),
+    }[optimizer]
+    torch.manual_seed(0)
+    start, grads = torch.randn(8, 3, 3, 3), [torch.randn(8, 3, 3, 3) for _ in range(2)]
+    reference = start.clone().requires_grad_()
+    saved = make([reference], False)
+    reference.grad = grads[0].clone()
+    saved.step()
+    resumed_param = reference.detach().clone().contiguous(memory_format=torch.channels_last).requires_grad_()
+    resumed = make([resumed_param], True)
+    resumed.load_state_dict(copy.deepcopy(saved.state_dict()))  # as from a checkpoint file: no shared tensors
+    match_parameter_layout(resumed)
+    for state in resumed.state[resumed_param].values():
+        if torch.is_tensor(state) and state.dim() == 4:
+            assert state.stride() == resumed_param.stride()
+    reference.grad = grads[1].clone()
+    saved.step()
+    resumed_param.grad = grads[1].clone().contiguous(memory_format=torch.channels_last)
+    resumed.step()
+    assert torch.allclose(resumed_param, reference, atol=1e-6)
+
+
+def test_a_run_resumed_with_channels_last_has_optimizer_state_in_that_layout(tmp_path):
+    Trainer(tiny(["train.epochs=1", "train.channels_last=false"]), tmp_path / "run", show_progress=False).fit()
+    resumed = Trainer(tiny(["train.channels_last=true"]), tmp_path / "run", resume=True, show_progress=False)
+    convs = [p for p in resumed.model.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    for param in convs:
+        for value in resumed.optimizer.state[param].values():
+            if torch.is_tensor(value) and value.dim() == 4:
+                assert value.stride() == param.stride()
+    resumed.fit()

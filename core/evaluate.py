@@ -26,6 +26,7 @@ from simclr.errors import UserError
 from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features
 from simclr.probes import few_label_probe, knn_probe, linear_probe
 from simclr.rundir import CHECKPOINTS, LAST_CHECKPOINT
+from simclr.runtime import exact_float32
 from simclr.schema import EvalConfig, Experiment
 
 __all__ = [
@@ -211,6 +212,7 @@ def _probe_all(features: FeatureSet, cfg: EvalConfig, seed: int, device: torch.d
     }
 
 
+@exact_float32()
 def evaluate_run(
     target: Path,
     *,

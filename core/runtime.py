@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -46,17 +47,30 @@ class Runtime:
         return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch.device:
+    """The device of this process: under torchrun, ``cuda`` (or ``auto``) is the GPU of its LOCAL_RANK."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UserError(f"train.device is '{name}' but CUDA is not available here; use device: cpu or auto")
+        count = torch.cuda.device_count()
         if name == "cuda":
+            if local_rank >= count:
+                raise UserError(
+                    f"this process has LOCAL_RANK {local_rank} but only {count} GPU(s) are visible; start at most "
+                    f"{count} processes per node (--nproc, torchrun --nproc_per_node)"
+                )
             return torch.device("cuda", local_rank)
+        if world_size > 1:
+            raise UserError(
+                f"train.device '{name}' would put all {world_size} processes on one GPU; under torchrun use "
+                "device: cuda (or auto), which gives each process the GPU of its LOCAL_RANK, and choose the GPUs "
+                "with CUDA_VISIBLE_DEVICES"
+            )
         index = int(name.split(":")[1])
-        if index >= torch.cuda.device_count():
-            raise UserError(f"train.device is '{name}' but only {torch.cuda.device_count()} GPU(s) are visible")
+        if index >= count:
+            raise UserError(f"train.device is '{name}' but only {count} GPU(s) are visible")
         return torch.device(name)
     if name == "mps" and not torch.backends.mps.is_available():
         raise UserError("train.device is 'mps' but MPS is not available here")
@@ -68,21 +82,36 @@ def make_runtime(train: TrainConfig, device_override: str | None = None) -> Runt
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_override or train.device, local_rank)
+    device = resolve_device(device_override or train.device, local_rank, world_size)
     precision = train.precision
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" else "fp32"
     channels_last = train.channels_last if train.channels_last is not None else device.type == "cuda"
-    if world_size > 1 and not dist.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group(backend=backend)
     if device.type == "cuda":
+        # the current device too: CUDA events, caches and NCCL use it, not the tensors' device
+        torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        # TF32 only for a float32 run: under bf16/fp16 autocast the model computes in half precision anyway,
+        # and what stays float32 on purpose (the loss's similarities, the views' colour transforms) stays exact
+        torch.backends.cuda.matmul.allow_tf32 = precision == "fp32"
+        torch.backends.cudnn.allow_tf32 = precision == "fp32"
+    if world_size > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
     return Runtime(device, precision, channels_last, rank, world_size, local_rank)
+
+
+@contextlib.contextmanager
+def exact_float32() -> Iterator[None]:
+    """Float32 matmuls and convolutions without TF32 inside (an evaluation after a float32 run with TF32 on
+    gives the same numbers as a separate `simclr eval`); the previous settings are restored after. Also a
+    decorator."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
 def seed_everything(seed: int) -> None:

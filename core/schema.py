@@ -135,7 +135,9 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
 class TrainConfig(Strict):
     epochs: int = Field(100, ge=1)
     seed: int = 0
-    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    device: str = Field(
+        "auto", description="auto | cpu | cuda | cuda:N | mps (under torchrun: auto or cuda, the GPU of LOCAL_RANK)"
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto: bf16 on CUDA, else fp32")
     channels_last: bool | None = Field(None, description="default: on for CUDA")
     compile: bool = Field(False, description="torch.compile the model")

@@ -258,6 +258,23 @@ def test_a_run_configured_to_probe_the_projection_writes_that_to_eval_json(run_c
     assert json.loads((run_copy / "eval-backbone.json").read_text()) == other
 
 
+def test_an_evaluation_runs_without_tf32_and_restores_the_setting(run_copy, monkeypatch):
+    """After a float32 CUDA run (TF32 on), `eval.after_train` must give what a separate `simclr eval` gives."""
+    for flags in (torch.backends.cuda.matmul, torch.backends.cudnn):
+        monkeypatch.setattr(flags, "allow_tf32", True)
+    seen = []
+    probe_all = evaluate_module._probe_all
+
+    def recording(*args, **kwargs):
+        seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32))
+        return probe_all(*args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "_probe_all", recording)
+    evaluate_run(run_copy, baseline=False, ks=[1], progress=False)
+    assert seen == [(False, False)]
+    assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+
+
 def test_unusable_inputs_are_user_errors(run_copy, tmp_path):
     with pytest.raises(UserError, match="smallest class has only"):
         evaluate_run(run_copy, ks=[1000], progress=False)

@@ -92,6 +92,32 @@ def test_cuda_step_never_synchronises(tmp_path):
         torch.cuda.set_sync_debug_mode("default")
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_run_trains_resumes_from_a_cpu_checkpoint_and_evaluates(tmp_path, caplog):
+    """The CUDA defaults end to end: device-resident data, bf16, channels_last, fused optimizer, the kNN monitor,
+    checkpoints; a run started on the CPU resumed on the GPU; the evaluation on the GPU."""
+    from simclr.evaluate import evaluate_run
+
+    run = tmp_path / "run"
+    Trainer(tiny(["train.device=cpu", "train.epochs=1"]), run, show_progress=False).fit()
+    with caplog.at_level("WARNING", logger="simclr"):
+        resumed = Trainer(
+            tiny(["train.device=cuda", "train.epochs=3", "train.knn_monitor_every=1"]),
+            run,
+            resume=True,
+            show_progress=False,
+        )
+    assert "the views continue from a new stream" in caplog.text
+    runtime = resumed.runtime
+    assert (resumed.stream.path, runtime.precision, runtime.channels_last) == ("resident", "bf16", True)
+    resumed.fit()
+    epochs = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    knn = [r["knn_top1"] for r in epochs if r["type"] == "epoch" and "knn_top1" in r]
+    assert len(knn) == 2 and all(0 <= value <= 100 for value in knn)
+    result = evaluate_run(run, device="cuda", baseline=False, ks=[1], progress=False)
+    assert result["epoch"] == 3 and 0 <= result["linear"]["top1"] <= 100
+
+
 @pytest.mark.slow
 def test_gpu_check_script_falls_back_to_the_cpu(tmp_path):
     if torch.cuda.is_available():

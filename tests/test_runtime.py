@@ -23,7 +23,7 @@ def two_fake_gpus(monkeypatch):
     return current
 
 
-def test_each_torchrun_process_takes_the_gpu_of_its_local_rank(two_fake_gpus):
+def test_each_torchrun_process_takes_the_cuda_device_of_its_local_rank(two_fake_gpus):
     assert resolve_device("cuda", local_rank=1, world_size=2) == torch.device("cuda", 1)
     assert resolve_device("auto", local_rank=0, world_size=2) == torch.device("cuda", 0)
     with pytest.raises(UserError, match="LOCAL_RANK 2 but only 2 GPU"):

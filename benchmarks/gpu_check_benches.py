@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("out", type=Path)
     parser.add_argument("--steps", type=int, help="timed repetitions (default 30 on CUDA, 1 on the CPU)")
@@ -67,17 +69,23 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     steps, warmup = (args.steps or 30, 5) if cuda else (args.steps or 1, 0)
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {}
+    summary: dict[str, dict] = {}
     for backbone, size, batch, compile_model in cases(cuda):
         name = f"bench-{backbone}-{size}" + ("-compile" if compile_model else "")
-        result = bench(backbone, size, batch, compile_model, steps, warmup)
-        (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
-        summary[name] = summarise(result)
+        try:  # one bench that fails (say, torch.compile) must not cost the others' figures
+            result = bench(backbone, size, batch, compile_model, steps, warmup)
+        except Exception as exc:
+            summary[name] = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+            traceback.print_exc()
+        else:
+            (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+            summary[name] = summarise(result)
         print(name, json.dumps(summary[name]), flush=True)
         if cuda:
             torch.cuda.empty_cache()
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return 1 if any("error" in entry for entry in summary.values()) else 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

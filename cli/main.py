@@ -46,9 +46,13 @@ def _command_modules() -> list:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    args, unknown = build_parser().parse_known_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser()
+    args, unknown = parser.parse_known_args(argv)
     if unknown:
-        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        # reported by the (sub)command it was given to, or by `simclr` itself when it came before the command
+        before_command = unknown[0] in argv and argv.index(unknown[0]) < argv.index(args.command)
+        (parser if before_command else args.parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return args.func(args)
     except SimCLRError as exc:

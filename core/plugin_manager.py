@@ -87,16 +87,17 @@ LIFECYCLE_HOOKS = sorted(name for name in vars(hookspecs) if name.startswith("si
 def lifecycle_hook_problems(manager: pluggy.PluginManager, obj: Any) -> list[str]:
     """Why some of ``obj``'s ``simclr_*`` methods would never be called, or why it would do nothing at all."""
     problems, hooks = [], 0
-    for attr in sorted(a for a in dir(obj) if a.startswith("simclr_")):
-        marked = manager.parse_hookimpl_opts(obj, attr) is not None
-        if attr in LIFECYCLE_HOOKS and marked:
+    for attr in sorted(dir(obj)):
+        opts = manager.parse_hookimpl_opts(obj, attr) if not attr.startswith("__") else None
+        hook = (opts.get("specname") or attr) if opts is not None else attr  # @hookimpl(specname=...) renames
+        if opts is not None and hook in LIFECYCLE_HOOKS:
             hooks += 1
-        elif attr in LIFECYCLE_HOOKS:
+        elif opts is None and hook in LIFECYCLE_HOOKS:
             problems.append(f"{attr} is not marked with @simclr.hookimpl, so it is never called; decorate it")
-        elif marked:
-            close = difflib.get_close_matches(attr, LIFECYCLE_HOOKS, n=1)
+        elif opts is not None:
+            close = difflib.get_close_matches(hook, LIFECYCLE_HOOKS, n=1)
             hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(LIFECYCLE_HOOKS)}"
-            problems.append(f"{attr} is not a lifecycle hook, so it is never called; {hint}")
+            problems.append(f"{hook} is not a lifecycle hook, so it is never called; {hint}")
     if not hooks and not problems:
         problems.append(
             f"it has no lifecycle hook, so it does nothing; give it methods named {', '.join(LIFECYCLE_HOOKS)} "

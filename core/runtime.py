@@ -47,8 +47,9 @@ class Runtime:
         return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
 
-def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch.device:
-    """The device of this process: under torchrun, ``cuda`` (or ``auto``) is the GPU of its LOCAL_RANK."""
+def resolve_device(name: str, local_rank: int = 0, local_world_size: int = 1) -> torch.device:
+    """The device of this process: under torchrun, ``cuda`` (or ``auto``) is the GPU of its LOCAL_RANK.
+    ``local_world_size`` is the number of processes on this node."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
@@ -62,9 +63,10 @@ def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch
                     f"{count} processes per node (--nproc, torchrun --nproc_per_node)"
                 )
             return torch.device("cuda", local_rank)
-        if world_size > 1:
+        if local_world_size > 1:
             raise UserError(
-                f"train.device '{name}' would put all {world_size} processes on one GPU; under torchrun use "
+                f"train.device '{name}' would put all {local_world_size} processes of this node on one GPU; "
+                "under torchrun use "
                 "device: cuda (or auto), which gives each process the GPU of its LOCAL_RANK, and choose the GPUs "
                 "with CUDA_VISIBLE_DEVICES"
             )
@@ -82,7 +84,8 @@ def make_runtime(train: TrainConfig, device_override: str | None = None) -> Runt
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_override or train.device, local_rank, world_size)
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
+    device = resolve_device(device_override or train.device, local_rank, local_world_size)
     precision = train.precision
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" else "fp32"

@@ -62,8 +62,8 @@ class RunContext:
 def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
     """Give each per-parameter state tensor (momentum, Adam's moments) its parameter's memory layout.
     ``load_state_dict`` moves state to the parameter's device and dtype but keeps the saved strides, so a run
-    resumed with another ``train.channels_last`` would feed fused optimizers mismatched layouts: an error on CUDA,
-    silently wrong steps on the CPU."""
+    resumed with another ``train.channels_last`` (a CPU-started run resumed on a GPU, where it is the default)
+    would feed fused optimizers mismatched layouts, which their CUDA kernels refuse."""
     for group in optimizer.param_groups:
         for param in group["params"]:
             state = optimizer.state.get(param, {})

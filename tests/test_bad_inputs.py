@@ -172,6 +172,7 @@ CASES = [
     Case("no-subcommand", lambda c: [], ["COMMAND"]),
     Case("train-without-exp", lambda c: ["train"], ["give an experiment file"]),
     Case("train-unknown-option", lambda c: ["train", c.experiment(), "--bogus"], ["usage: simclr train", "--bogus"]),
+    Case("option-before-command", lambda c: ["--bogus", "train", c.experiment()], ["usage: simclr [-h]", "--bogus"]),
     Case("bench-without-exp-elsewhere", lambda c: ["bench"], ["no EXP.yaml given", "configs/quickstart.yaml"]),
     Case("train-missing-exp-file", lambda c: ["train", "nope.yaml"], ["nope.yaml"]),
     Case(

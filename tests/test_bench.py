@@ -129,3 +129,35 @@ def test_gpu_check_script_falls_back_to_the_cpu(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary) == {f"bench-{b}-{s}" for b in ("resnet18", "resnet50") for s in (16, 32)}
     assert all(entry["images_per_sec"] > 0 and entry["epoch_seconds"] > 0 for entry in summary.values())
+
+
+def test_a_failing_gpu_check_bench_leaves_the_others_and_a_summary(tmp_path, monkeypatch):
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("gpu_check_benches", ROOT / "benchmarks" / "gpu_check_benches.py")
+    benches = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benches)
+    measured = []
+
+    def bench(backbone, size, batch, compile_model, steps, warmup):
+        if backbone == "resnet50":
+            raise RuntimeError("out of memory")
+        measured.append((backbone, size))
+        return {
+            "device_name": "cpu",
+            "batch_size": batch,
+            "image_size": size,
+            "images_per_sec": 100.0,
+            "pipeline_efficiency": 0.9,
+            "achieved_tflops": 0.1,
+        }
+
+    monkeypatch.setattr(benches, "bench", bench)
+    monkeypatch.setattr(sys, "argv", ["gpu_check_benches.py", str(tmp_path)])
+    assert benches.main() == 1
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert measured == [("resnet18", 16), ("resnet18", 32)]
+    assert summary["bench-resnet50-16"] == {"error": "RuntimeError: out of memory"}
+    assert summary["bench-resnet18-32"]["images_per_sec"] == 100.0
+    assert summary["bench-resnet18-32"]["epoch_seconds"] == 500.0  # CIFAR-10's 50,000 images at 100 images/s

@@ -264,12 +264,19 @@ def test_a_callback_whose_hooks_would_never_be_called_is_warned_about(caplog):
     caplog.clear()
     with caplog.at_level("WARNING", logger="simclr"):
         system.register_object(_Marked(), "callback:2:marked")
+        system.register_object(_Renamed(), "callback:3:renamed")
     assert caplog.records == []
 
 
 class _Marked:
     @simclr.hookimpl
     def simclr_on_log(self, run, record):
+        pass
+
+
+class _Renamed:
+    @simclr.hookimpl(specname="simclr_on_epoch_end")  # pluggy's way to implement a hook under another name
+    def at_epoch_end(self, run, epoch, record):
         pass
 
 

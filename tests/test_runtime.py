@@ -24,12 +24,13 @@ def two_fake_gpus(monkeypatch):
 
 
 def test_each_torchrun_process_takes_the_cuda_device_of_its_local_rank(two_fake_gpus):
-    assert resolve_device("cuda", local_rank=1, world_size=2) == torch.device("cuda", 1)
-    assert resolve_device("auto", local_rank=0, world_size=2) == torch.device("cuda", 0)
+    assert resolve_device("cuda", local_rank=1, local_world_size=2) == torch.device("cuda", 1)
+    assert resolve_device("auto", local_rank=0, local_world_size=2) == torch.device("cuda", 0)
     with pytest.raises(UserError, match="LOCAL_RANK 2 but only 2 GPU"):
-        resolve_device("cuda", local_rank=2, world_size=3)
-    with pytest.raises(UserError, match="would put all 2 processes on one GPU"):
-        resolve_device("cuda:1", local_rank=0, world_size=2)
+        resolve_device("cuda", local_rank=2, local_world_size=3)
+    with pytest.raises(UserError, match="would put all 2 processes of this node on one GPU"):
+        resolve_device("cuda:1", local_rank=0, local_world_size=2)
+    assert resolve_device("cuda:1", local_rank=0, local_world_size=1) == torch.device("cuda", 1)  # one per node
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
     with pytest.raises(UserError, match="only 2 GPU"):
         resolve_device("cuda:2")

@@ -425,8 +425,9 @@ def test_the_paper_projection_head_study_trains_with_a_linear_head_or_none(tmp_p
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_a_resumed_optimizer_state_takes_its_parameters_memory_layout(optimizer):
-    """A checkpoint of a run without channels_last, resumed with it (as on a GPU, where it is the default):
-    the fused step must see the moments in the parameters' layout, or its update is wrong."""
+    """A checkpoint of a run without channels_last, resumed with it (as on a GPU, where it is the default): the
+    moments take the parameters' layout (fused CUDA kernels refuse mismatched ones) and keep their values, so the
+    next step is the one the saved optimizer would take."""
     from simclr.trainer import match_parameter_layout
 
     make = {

@@ -1,5 +1,6 @@
 """Collectives the training loop needs across torchrun ranks: a gather that carries gradients, a global
-BatchNorm that works on every device, and a gather of small per-rank states for the checkpoint.
+BatchNorm that works on every device, a gather of small per-rank states for the checkpoint, and a gather of
+shards for the kNN monitor.
 
 Gradient bookkeeping (why one step on W ranks equals one step on the whole batch): every rank gathers all
 projections and computes the same full-batch loss L. The backward of the gather sums the W ranks' identical
@@ -52,6 +53,23 @@ def gather_with_grad(z: Tensor) -> Tensor:
     if world_size() == 1:
         return z
     return _GatherWithGrad.apply(z)
+
+
+def gather_shards(rows: Tensor, total: int) -> Tensor:
+    """The rows of a ``total``-row set that the ranks split round-robin (rank r holds rows r, r+W, r+2W, ...),
+    every rank's shard concatenated in rank order (a collective: every rank must call it). Shards differ in
+    length by at most one, so each is padded to the longest for the all_gather and trimmed after. Without a
+    process group, ``rows``."""
+    ranks = world_size()
+    if ranks == 1:
+        return rows
+    longest = -(-total // ranks)
+    padded = rows.new_zeros((longest, *rows.shape[1:]))
+    padded[: rows.shape[0]] = rows
+    gathered = rows.new_empty((ranks * longest, *rows.shape[1:]))
+    _all_gather_single(gathered, padded)
+    sizes = [len(range(rank, total, ranks)) for rank in range(ranks)]
+    return torch.cat([gathered[rank * longest : rank * longest + size] for rank, size in enumerate(sizes)])
 
 
 def gather_objects(obj: Any) -> list[Any]:

@@ -18,10 +18,12 @@ from typing import Any
 import torch
 from pydantic import ValidationError
 from torch import nn
+from torch.utils.data import Subset
 
 from simclr.checkpoint import load_checkpoint
 from simclr.config import experiment_from_dict
 from simclr.data import ImageDataset
+from simclr.distributed import gather_shards, world_size
 from simclr.errors import UserError
 from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features
 from simclr.probes import few_label_probe, knn_probe, linear_probe
@@ -353,16 +355,25 @@ def knn_monitor(
     batch_size: int = 256,
 ) -> float:
     """kNN top-1 (percent) of ``model.backbone``'s features of the labelled splits, for the online monitor during
-    training: features stay on ``device``, no progress bar, and the model's train/eval mode is restored."""
+    training: features stay on ``device``, no progress bar, and the model's train/eval mode is restored.
+
+    Under torchrun it is a collective: each rank extracts a round-robin shard of each split and the shards are
+    gathered, so the extraction takes 1/W of the time and no rank idles at the next collective while another
+    extracts a large labelled set (which could outlast the process group's timeout)."""
     splits = dataset.eval_splits()
     if splits is None:
         raise UserError("the kNN monitor needs a dataset with labelled splits; set train.knn_monitor_every: 0")
-    backbone = model.backbone
-    extracted = [
-        extract_features(
-            backbone, split, dataset.mean, dataset.std, device, batch_size, progress=False, keep_on_device=True
+    ranks = world_size()
+    rank = torch.distributed.get_rank() if ranks > 1 else 0
+    extracted = []
+    for split in splits:
+        sharded = ranks > 1 and len(split) >= ranks
+        shard = Subset(split, range(rank, len(split), ranks)) if sharded else split
+        features, labels = extract_features(
+            model.backbone, shard, dataset.mean, dataset.std, device, batch_size, progress=False, keep_on_device=True
         )
-        for split in splits
-    ]
+        if sharded:
+            features, labels = gather_shards(features, len(split)), gather_shards(labels, len(split))
+        extracted.append((features, labels))
     (train_x, train_y), (test_x, test_y) = extracted
     return knn_probe(train_x, train_y, test_x, test_y, k=k, temperature=temperature)["top1"]

@@ -386,12 +386,10 @@ class Trainer:
         return stop
 
     def _knn_monitor(self) -> float:
-        """kNN top-1 of the current backbone's features (rank 0 only; other ranks skip it). The global RNG is
-        left as it was: every rank must keep drawing the same samples in the loss."""
+        """kNN top-1 of the current backbone's features; under torchrun every rank takes part (each extracts a
+        shard). The global RNG is left as it was: every rank must keep drawing the same samples in the loss."""
         from simclr.evaluate import knn_monitor
 
-        if not self.runtime.is_main:
-            return float("nan")
         cfg = self.experiment.eval
         with torch.random.fork_rng(devices=[]):
             return knn_monitor(

@@ -20,7 +20,8 @@ from simclr import config
 from simclr.checkpoint import load_checkpoint
 from simclr.cli.launch import torchrun_command
 from simclr.datastream import ViewStream
-from simclr.distributed import GlobalBatchNorm, convert_global_batchnorm
+from simclr.distributed import GlobalBatchNorm, convert_global_batchnorm, gather_shards
+from simclr.evaluate import knn_monitor
 from simclr.runtime import Runtime
 from simclr.trainer import Trainer
 
@@ -71,6 +72,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def monitor_knn(trainer: Trainer) -> float:
+    """The kNN monitor on the trainer's freshly initialised model (the same weights in every process), with
+    batches smaller than a rank's shard."""
+    return knn_monitor(trainer.model, trainer.dataset, "cpu", k=5, batch_size=6)
+
+
 def step_worker(rank: int, world_size: int, port: int, out: Path) -> None:
     """One torchrun-like rank: the same fixed views, this rank's rows of them."""
     os.environ.update(
@@ -88,6 +95,8 @@ def step_worker(rank: int, world_size: int, port: int, out: Path) -> None:
         trainer = Trainer(step_experiment(loss), out / loss, show_progress=False)
         results[loss] = one_step(trainer, view1[rows], view2[rows])
         results[loss]["global_bn_layers"] = sum(isinstance(m, GlobalBatchNorm) for m in trainer.model.modules())
+    results["shards"] = gather_shards(torch.arange(rank, 7, world_size), 7)  # uneven shards: 4 and 3 rows
+    results["knn"] = monitor_knn(Trainer(step_experiment("nt_xent"), out / "knn", show_progress=False))
     signals = {"signal": "SIGINT" if rank == 1 else None}  # only rank 1 got the signal
     results["stop"] = [trainer._stop_requested(signals, logged=False), trainer._stop_requested(signals, logged=True)]
     torch.rand(3 + rank, generator=trainer.stream.generator)  # as if views had been drawn
@@ -110,6 +119,7 @@ def two_rank_step(tmp_path_factory) -> tuple[dict, list[dict]]:
         loss: one_step(Trainer(step_experiment(loss), out / "ref", show_progress=False), view1, view2)
         for loss in LOSSES
     }
+    reference["knn"] = monitor_knn(Trainer(step_experiment("nt_xent"), out / "knn-ref", show_progress=False))
     mp.spawn(step_worker, args=(2, free_port(), out), nprocs=2)
     return reference, [torch.load(out / f"rank{rank}.pt") for rank in range(2)]
 
@@ -140,6 +150,14 @@ def test_each_rank_resumes_its_own_view_stream(two_rank_step):
 
 
 @pytest.mark.slow
+def test_the_knn_monitor_shards_its_extraction_across_ranks_and_agrees_with_one_process(two_rank_step):
+    reference, ranks = two_rank_step
+    for result in ranks:  # every rank gathered the other's rows, in rank order, trimmed of the padding
+        assert result["shards"].tolist() == [0, 2, 4, 6, 1, 3, 5]
+    assert 0 <= reference["knn"] <= 100
+    assert ranks[0]["knn"] == ranks[1]["knn"] == pytest.approx(reference["knn"])
+
+
 def test_ranks_agree_to_stop_at_a_logged_step(two_rank_step):
     _, ranks = two_rank_step
     assert [result["stop"] for result in ranks] == [[False, True], [False, True]]
@@ -263,8 +281,8 @@ def test_cpu_path_augmentations_differ_across_ranks():
     assert not torch.allclose(views[0], views[1])
 
 
-def test_rank0_knn_monitor_leaves_the_global_rng_alone(tmp_path):
-    """Only rank 0 runs the kNN monitor; if it drew from the global RNG, the ranks' loss samples would diverge."""
+def test_knn_monitor_leaves_the_global_rng_alone(tmp_path):
+    """If the kNN monitor drew from the global RNG, the ranks' loss samples could diverge."""
     experiment = config.experiment_from_dict(
         {**STEP_EXPERIMENT, "loss": LOSSES["nt_xent"], "eval": {"knn_k": 5, "batch_size": 16}}
     )

@@ -27,7 +27,7 @@ from simclr.distributed import gather_shards, world_size
 from simclr.errors import UserError
 from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features
 from simclr.probes import few_label_probe, knn_probe, linear_probe
-from simclr.rundir import CHECKPOINTS, LAST_CHECKPOINT
+from simclr.rundir import CHECKPOINTS, EVAL_FILE, LAST_CHECKPOINT
 from simclr.runtime import exact_float32
 from simclr.schema import EvalConfig, Experiment
 
@@ -42,8 +42,6 @@ __all__ = [
     "linear_probe",
     "resolve_target",
 ]
-
-EVAL_FILE = "eval.json"
 
 
 def resolve_target(target: Path) -> tuple[Path, Path]:

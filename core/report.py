@@ -17,7 +17,8 @@ from typing import Any
 import yaml
 
 from simclr.errors import UserError
-from simclr.sweep import EVAL_FILE, SWEEP_RECORD, read_record
+from simclr.rundir import EVAL_FILE
+from simclr.sweep import SWEEP_RECORD, read_record
 
 REPORT_MD = "report.md"
 REPORT_CSV = "report.csv"

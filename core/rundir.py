@@ -18,6 +18,8 @@ MIN_FREE_BYTES = 200 * 1024**2
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
+#: the run's own evaluation (its last checkpoint, as its config says), which `simclr report` and sweeps read
+EVAL_FILE = "eval.json"
 #: written first into every new run directory
 RUN_MARKER = ".simclr-run"
 #: the sections every stored experiment config has (runs made before the marker existed are known by these)
@@ -45,11 +47,7 @@ def is_run_dir(path: Path) -> bool:
 
 def is_unused(path: Path) -> bool:
     """Nothing in ``path`` but what a run directory starts with: its marker and empty folders (safe to reuse)."""
-    empty_folders = (CHECKPOINTS, "plots")
-    return all(
-        (p.name == RUN_MARKER and p.is_file()) or (p.name in empty_folders and p.is_dir() and not any(p.iterdir()))
-        for p in path.iterdir()
-    )
+    return all((p.name == RUN_MARKER and p.is_file()) or (p.is_dir() and not any(p.iterdir())) for p in path.iterdir())
 
 
 def check_new_run_dir(path: Path, overwrite: bool) -> None:

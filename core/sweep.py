@@ -32,14 +32,13 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from simclr.config import Positions, apply_overrides, dump_yaml, load_yaml, validate, validation_issues
 from simclr.errors import ConfigError, ConfigIssue, SimCLRError, TrainingError, UserError
-from simclr.rundir import CONFIG_FILE, RUN_MARKER, is_run_dir, is_unused, last_checkpoint
+from simclr.rundir import CONFIG_FILE, EVAL_FILE, RUN_MARKER, is_run_dir, is_unused, last_checkpoint
 from simclr.schema import Experiment, Strict
 
 log = logging.getLogger("simclr")
 
 #: written into each run directory by the sweep: the run's name, overrides, reported number and status
 SWEEP_RECORD = "sweep.json"
-EVAL_FILE = "eval.json"
 RUN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._=,+-]*$"
 EPOCHS_KEY = "train.epochs"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")

@@ -25,7 +25,7 @@ from simclr.config import experiment_from_dict
 from simclr.data import ImageDataset
 from simclr.distributed import gather_shards, world_size
 from simclr.errors import UserError
-from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features
+from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features, weights_fingerprint
 from simclr.probes import few_label_probe, knn_probe, linear_probe
 from simclr.rundir import CHECKPOINTS, EVAL_FILE, LAST_CHECKPOINT
 from simclr.runtime import exact_float32
@@ -97,7 +97,8 @@ def _experiment(state: dict[str, Any], checkpoint: Path, dataset: str | None, ov
                 "and the few-label draws); the model and how it was trained are the checkpoint's"
             )
     config = state.get("config")
-    if not isinstance(config, dict) or not isinstance(state.get("model"), dict):
+    weights = state.get("model")
+    if not isinstance(config, dict) or not isinstance(weights, dict) or not all(map(torch.is_tensor, weights.values())):
         raise UserError(f"{checkpoint}: the checkpoint holds no model weights and config; was it written by simclr?")
     if dataset:
         config = {**config, "data": {**config["data"], "dataset": {"name": dataset}}}
@@ -259,7 +260,6 @@ def evaluate_run(
     data = experiment.data.dataset.build()
     train_split, test_split = _splits(data, experiment.data.dataset.name)
     image_size = state.get("image_size", data.image_size)
-    stat = checkpoint.stat()
     common = {
         "dataset": experiment.data.dataset.model_dump(mode="json"),
         "image_size": image_size,
@@ -288,7 +288,7 @@ def evaluate_run(
     pretrained_key = {
         **common,
         "model": "pretrained",
-        "checkpoint": {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "global_step": state.get("global_step")},
+        "weights": weights_fingerprint(state["model"]),
     }
     pretrained = cached_features(
         cache_dir,

@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 log = logging.getLogger("simclr")
 
 #: bump when what a cache file holds changes, so old files are not read
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 FEATURES_DIR = "features"
 #: a cache directory keeps the files of this many most recently used feature sets (a feature set of a checkpoint
 #: that has since been overwritten is never read again; at CIFAR-10 scale each file is about 120 MB)
@@ -96,6 +96,18 @@ def extract_features(
     if not features:
         raise ValueError("cannot extract features of an empty split")
     return torch.cat(features), torch.cat(labels).to(features[0].device)
+
+
+def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
+    """A hash of a state dict's names, dtypes, shapes and values: the identity of the weights whatever file they
+    came in, so a checkpoint copied without its timestamps (``scp``, ``cp`` without ``-p``) keeps its cached
+    features, and one whose weights changed never reads stale ones."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{name}|{tensor.dtype}|{tuple(state_dict[name].shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def cache_key(parts: dict[str, Any]) -> str:

@@ -20,7 +20,7 @@ from simclr.config import experiment_from_dict, load_experiment, resolved_dict
 from simclr.errors import UserError
 from simclr.evaluate import EVAL_FILE, evaluate_run, extract_features, knn_monitor
 from simclr.export import export_backbone
-from simclr.features import FeatureSet, cache_key, cached_features
+from simclr.features import FeatureSet, cache_key, cached_features, weights_fingerprint
 from simclr.probes import knn_probe
 from simclr.trainer import Trainer, build_model
 from simclr.views import normalize
@@ -111,12 +111,52 @@ def test_second_eval_reads_cached_features(evaluated, run_copy, monkeypatch):
     assert calls == []
     assert second["linear"] == evaluated[1]["linear"]
     assert second["knn"]["k"] == 5 and set(second["few_label"]) == {"2"}
-    # a new checkpoint invalidates the pre-trained features only
+    # new weights invalidate the pre-trained features only
     state = load_checkpoint(run_copy)
-    save_checkpoint({**state, "global_step": state["global_step"] + 1}, run_copy / "checkpoints" / "last.pt")
+    weights = dict(state["model"])
+    first_conv = next(name for name, value in weights.items() if value.dim() == 4)
+    weights[first_conv] = weights[first_conv] * 1.01
+    save_checkpoint({**state, "model": weights}, run_copy / "checkpoints" / "last.pt")
     evaluate_run(run_copy, progress=False)
     assert calls == ["pre-trained features: train", "pre-trained features: test"]
     assert len(list((run_copy / "features").glob("*.pt"))) == 3
+
+
+def test_features_follow_the_weights_not_the_checkpoint_file(run_copy, tmp_path, monkeypatch):
+    """A run copied to a laptop without its timestamps (scp, cp without -p), or a checkpoint rewritten with the
+    same weights and another step, keeps its cached features."""
+    calls = _count_extractions(monkeypatch)
+    copied = tmp_path / "copied"
+    shutil.copytree(run_copy, copied, copy_function=shutil.copyfile)  # new mtimes
+    last = copied / "checkpoints" / "last.pt"
+    state = load_checkpoint(last)
+    save_checkpoint({**state, "global_step": state["global_step"] + 1}, last)
+    evaluate_run(copied, progress=False)
+    assert calls == []
+    weights = {name: value.clone() for name, value in state["model"].items()}
+    norm = next(name for name in weights if name.endswith("running_var"))
+    weights[norm][0] += 0.5  # a BatchNorm statistic changes eval-mode features too
+    save_checkpoint({**state, "model": weights}, last)
+    evaluate_run(copied, baseline=False, progress=False)
+    assert calls == ["pre-trained features: train", "pre-trained features: test"]
+
+
+def test_weights_fingerprint_tells_apart_names_shapes_dtypes_and_values():
+    base = {"a": torch.arange(6, dtype=torch.float32), "b": torch.zeros((), dtype=torch.int64)}
+    variants = [
+        {**base, "a": base["a"].reshape(2, 3)},
+        {**base, "a": base["a"].double()},
+        {**base, "a": torch.nextafter(base["a"], torch.tensor(9.0)) * (base["a"] == 5) + base["a"] * (base["a"] != 5)},
+        {"c": base["a"], "b": base["b"]},
+        {**base, "b": torch.ones((), dtype=torch.int64)},
+    ]
+    fingerprints = [weights_fingerprint(state) for state in [base, *variants]]
+    assert len(set(fingerprints)) == len(fingerprints)
+    shuffled = {"b": base["b"], "a": base["a"].clone()}
+    assert weights_fingerprint(shuffled) == fingerprints[0]  # order and storage do not matter
+    assert weights_fingerprint(
+        {"a": base["a"].reshape(3, 2).t().contiguous().t(), "b": base["b"]}
+    ) == weights_fingerprint({"a": base["a"].reshape(3, 2), "b": base["b"]})
 
 
 def test_feature_cache_recomputes_a_damaged_file(tmp_path):

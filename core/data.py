@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from simclr.fingerprint import tensors_fingerprint
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -45,6 +47,24 @@ class ImageDataset(abc.ABC):
     def eval_splits(self) -> tuple[Dataset, Dataset] | None:
         """Labelled (train, test) splits for linear evaluation, or None when the dataset has no labels."""
         return None
+
+    def eval_fingerprint(self) -> str | None:
+        """A hash of the labelled splits' images and labels, which cached evaluation features are keyed by, so
+        files added to or changed in the labelled data are never evaluated on stale features. The default hashes
+        splits held in memory as :class:`TensorSplit`; a dataset with other splits may return its own hash, and
+        None (the default for such splits) keys the cache by the dataset's settings alone."""
+        splits = self.eval_splits()
+        if splits is None or not all(isinstance(split, TensorSplit) for split in splits):
+            return None
+        train, test = splits
+        return tensors_fingerprint(
+            {
+                "train_images": train.images,
+                "train_labels": train.labels,
+                "test_images": test.images,
+                "test_labels": test.labels,
+            }
+        )
 
     def pretrain_tensor(self) -> torch.Tensor | None:
         """The whole pre-training split as one uint8 tensor [N, 3, S, S] when it is already in memory

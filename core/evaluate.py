@@ -25,7 +25,8 @@ from simclr.config import experiment_from_dict
 from simclr.data import ImageDataset
 from simclr.distributed import gather_shards, world_size
 from simclr.errors import UserError
-from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features, weights_fingerprint
+from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features
+from simclr.fingerprint import tensors_fingerprint
 from simclr.probes import few_label_probe, knn_probe, linear_probe
 from simclr.rundir import CHECKPOINTS, EVAL_FILE, LAST_CHECKPOINT
 from simclr.runtime import exact_float32
@@ -260,8 +261,10 @@ def evaluate_run(
     data = experiment.data.dataset.build()
     train_split, test_split = _splits(data, experiment.data.dataset.name)
     image_size = state.get("image_size", data.image_size)
-    common = {
-        "dataset": experiment.data.dataset.model_dump(mode="json"),
+    labelled_data = data.eval_fingerprint()
+    common = {  # the labelled images themselves where the dataset can hash them, else its settings
+        "dataset": labelled_data or experiment.data.dataset.model_dump(mode="json"),
+        "normalisation": [data.mean, data.std],
         "image_size": image_size,
         "representation": cfg.representation,
     }
@@ -288,7 +291,7 @@ def evaluate_run(
     pretrained_key = {
         **common,
         "model": "pretrained",
-        "weights": weights_fingerprint(state["model"]),
+        "weights": tensors_fingerprint(state["model"]),
     }
     pretrained = cached_features(
         cache_dir,

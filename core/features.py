@@ -98,18 +98,6 @@ def extract_features(
     return torch.cat(features), torch.cat(labels).to(features[0].device)
 
 
-def weights_fingerprint(state_dict: dict[str, torch.Tensor]) -> str:
-    """A hash of a state dict's names, dtypes, shapes and values: the identity of the weights whatever file they
-    came in, so a checkpoint copied without its timestamps (``scp``, ``cp`` without ``-p``) keeps its cached
-    features, and one whose weights changed never reads stale ones."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name in sorted(state_dict):
-        tensor = state_dict[name].detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{name}|{tensor.dtype}|{tuple(state_dict[name].shape)}|".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def cache_key(parts: dict[str, Any]) -> str:
     """A short stable hash of JSON-serialisable ``parts`` (what the features depend on)."""
     text = json.dumps({"version": CACHE_VERSION, **parts}, sort_keys=True, default=str)

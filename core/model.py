@@ -1,5 +1,5 @@
 """The SimCLR network: a backbone (a plugin) followed by a projection head: the paper's 2-layer one by default,
-or the linear head or none of its projection-head study."""
+the linear head or none of its projection-head study, or a deeper one as in SimCLRv2."""
 
 from __future__ import annotations
 
@@ -8,27 +8,26 @@ from torch import nn
 
 
 class ProjectionHead(nn.Sequential):
-    """Linear -> BatchNorm -> ReLU -> Linear, as in SimCLR; the loss sees its output."""
+    """``layers - 1`` blocks of Linear -> BatchNorm -> ReLU, then a Linear: 2 layers is SimCLR's head, 3 is
+    SimCLRv2's deeper one, 1 is the paper's "linear projection"; the loss sees its output."""
 
-    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
-        super().__init__(
-            nn.Linear(in_dim, hidden_dim, bias=False),
-            nn.BatchNorm1d(hidden_dim),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden_dim, out_dim),
-        )
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, layers: int = 2):
+        if layers < 1:
+            raise ValueError(f"a projection head has at least 1 layer, not {layers}")
+        blocks: list[nn.Module] = []
+        for index in range(layers - 1):
+            blocks += [
+                nn.Linear(in_dim if index == 0 else hidden_dim, hidden_dim, bias=False),
+                nn.BatchNorm1d(hidden_dim),
+                nn.ReLU(inplace=True),
+            ]
+        super().__init__(*blocks, nn.Linear(hidden_dim if layers > 1 else in_dim, out_dim))
 
 
 def projection_head(in_dim: int, hidden_dim: int, out_dim: int, layers: int = 2) -> nn.Module:
-    """2 layers: :class:`ProjectionHead`; 1: one Linear (the paper's "linear projection"); 0: none, the loss sees
-    the backbone's features."""
-    if layers == 2:
-        return ProjectionHead(in_dim, hidden_dim, out_dim)
-    if layers == 1:
-        return nn.Sequential(nn.Linear(in_dim, out_dim))
-    if layers == 0:
-        return nn.Identity()
-    raise ValueError(f"a projection head has 0, 1 or 2 layers, not {layers}")
+    """:class:`ProjectionHead` with ``layers`` linear layers; 0: none, the loss sees the backbone's features (the
+    paper's projection-head study compares 0, 1 and 2)."""
+    return ProjectionHead(in_dim, hidden_dim, out_dim, layers) if layers else nn.Identity()
 
 
 class SimCLRModel(nn.Module):

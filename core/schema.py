@@ -107,11 +107,14 @@ class DataConfig(Strict):
 
 
 class ProjectionConfig(Strict):
-    layers: Literal[0, 1, 2] = Field(
-        2, description="2: Linear-BN-ReLU-Linear (the paper's); 1: one Linear; 0: none (the loss sees the features)"
+    layers: int = Field(
+        2,
+        ge=0,
+        description="2: Linear-BN-ReLU-Linear (the paper's); 3 or more: more Linear-BN-ReLU blocks (SimCLRv2 uses "
+        "3); 1: one Linear; 0: none (the loss sees the features)",
     )
-    hidden_dim: int | None = Field(None, ge=1, description="default: the backbone's feature_dim (2 layers only)")
-    out_dim: int = Field(128, ge=1, description="projection size (1 or 2 layers)")
+    hidden_dim: int | None = Field(None, ge=1, description="default: the backbone's feature_dim (2 or more layers)")
+    out_dim: int = Field(128, ge=1, description="projection size (1 or more layers)")
 
 
 class ModelConfig(Strict):

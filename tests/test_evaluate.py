@@ -17,10 +17,12 @@ from simclr import evaluate as evaluate_module
 from simclr import features as features_module
 from simclr.checkpoint import load_checkpoint, save_checkpoint
 from simclr.config import experiment_from_dict, load_experiment, resolved_dict
+from simclr.data import InMemoryImageDataset, TensorSplit
 from simclr.errors import UserError
 from simclr.evaluate import EVAL_FILE, evaluate_run, extract_features, knn_monitor
 from simclr.export import export_backbone
-from simclr.features import FeatureSet, cache_key, cached_features, weights_fingerprint
+from simclr.features import FeatureSet, cache_key, cached_features
+from simclr.fingerprint import tensors_fingerprint
 from simclr.probes import knn_probe
 from simclr.trainer import Trainer, build_model
 from simclr.views import normalize
@@ -141,22 +143,74 @@ def test_features_follow_the_weights_not_the_checkpoint_file(run_copy, tmp_path,
     assert calls == ["pre-trained features: train", "pre-trained features: test"]
 
 
-def test_weights_fingerprint_tells_apart_names_shapes_dtypes_and_values():
+def test_features_follow_the_labelled_images(run_copy, tmp_path, monkeypatch):
+    """Images added to an image folder's labelled splits are evaluated, never stale cached features; the same
+    images at another path (the folder moved, or a relative path read from elsewhere) keep the cache."""
+    from PIL import Image
+
+    def add(root: Path, split: str, label: str, index: int) -> None:
+        (root / split / label).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (16, 16), (40 * index, 200 if label == "a" else 0, 90)).save(
+            root / split / label / f"{index}.png"
+        )
+
+    root = tmp_path / "images"
+    for split, count in (("eval_train", 3), ("eval_test", 2)):
+        for label in ("a", "b"):
+            for index in range(count):
+                add(root, split, label, index)
+
+    def evaluate(where: Path) -> dict:
+        folders = {name: where / name for name in ("eval_train", "eval_test")}
+        overrides = [f"data.dataset.{name}={path}" for name, path in folders.items()]
+        overrides += [
+            f"data.dataset.train={folders['eval_train']}",
+            "data.dataset.image_size=16",
+            "eval.labels_per_class=[1]",
+        ]
+        return evaluate_run(run_copy, dataset="image_folder", overrides=overrides, baseline=False, progress=False)
+
+    calls = _count_extractions(monkeypatch)
+    assert evaluate(root)["num_test"] == 4 and len(calls) == 2
+    add(root, "eval_test", "b", 7)
+    assert evaluate(root)["num_test"] == 5 and len(calls) == 4
+    moved = Path(shutil.move(root, tmp_path / "moved"))
+    assert evaluate(moved)["num_test"] == 5 and len(calls) == 4
+
+
+def test_a_fingerprint_tells_apart_names_shapes_dtypes_and_values():
     base = {"a": torch.arange(6, dtype=torch.float32), "b": torch.zeros((), dtype=torch.int64)}
+    nudged = base["a"].clone()
+    nudged[5] = torch.nextafter(nudged[5], torch.tensor(9.0))
     variants = [
         {**base, "a": base["a"].reshape(2, 3)},
         {**base, "a": base["a"].double()},
-        {**base, "a": torch.nextafter(base["a"], torch.tensor(9.0)) * (base["a"] == 5) + base["a"] * (base["a"] != 5)},
+        {**base, "a": nudged},
         {"c": base["a"], "b": base["b"]},
         {**base, "b": torch.ones((), dtype=torch.int64)},
     ]
-    fingerprints = [weights_fingerprint(state) for state in [base, *variants]]
+    fingerprints = [tensors_fingerprint(tensors) for tensors in [base, *variants]]
     assert len(set(fingerprints)) == len(fingerprints)
-    shuffled = {"b": base["b"], "a": base["a"].clone()}
-    assert weights_fingerprint(shuffled) == fingerprints[0]  # order and storage do not matter
-    assert weights_fingerprint(
-        {"a": base["a"].reshape(3, 2).t().contiguous().t(), "b": base["b"]}
-    ) == weights_fingerprint({"a": base["a"].reshape(3, 2), "b": base["b"]})
+    assert tensors_fingerprint({"b": base["b"], "a": base["a"].clone()}) == fingerprints[0]  # order does not matter
+    transposed_twice = base["a"].reshape(3, 2).t().contiguous().t()  # same values, other memory layout
+    assert tensors_fingerprint({"a": transposed_twice, "b": base["b"]}) == tensors_fingerprint(
+        {"a": base["a"].reshape(3, 2), "b": base["b"]}
+    )
+
+
+def test_a_datasets_eval_fingerprint_hashes_its_labelled_splits_in_memory():
+    images = torch.randint(0, 256, (6, 3, 4, 4), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+
+    def dataset(test_images: torch.Tensor, splits: bool = True) -> InMemoryImageDataset:
+        labelled = (TensorSplit(images[:4], labels[:4]), TensorSplit(test_images, labels[4:]))
+        return InMemoryImageDataset(TensorSplit(images), labelled if splits else None)
+
+    changed = images[4:].clone()
+    changed[1, 2, 3, 3] ^= 1
+    assert dataset(images[4:]).eval_fingerprint() == dataset(images[4:].clone()).eval_fingerprint()
+    assert dataset(images[4:]).eval_fingerprint() != dataset(changed).eval_fingerprint()
+    assert dataset(images[4:], splits=False).eval_fingerprint() is None
 
 
 def test_feature_cache_recomputes_a_damaged_file(tmp_path):

@@ -414,13 +414,31 @@ def test_compile_is_opt_in(tmp_path, monkeypatch):
     assert compiled == [trainer.model]
 
 
-@pytest.mark.parametrize(("layers", "out_dim", "head_params"), [(0, 64, 0), (1, 16, 64 * 16 + 16)])
-def test_the_paper_projection_head_study_trains_with_a_linear_head_or_none(tmp_path, layers, out_dim, head_params):
+#: small_resnet has 64 features; a block is Linear(bias=False) + BatchNorm (weight, bias); the last Linear has a bias
+HIDDEN_BLOCK = 64 * 64 + 2 * 64
+
+
+@pytest.mark.parametrize(
+    ("layers", "out_dim", "head_params"),
+    [(0, 64, 0), (1, 16, 64 * 16 + 16), (2, 16, HIDDEN_BLOCK + 64 * 16 + 16), (3, 16, 2 * HIDDEN_BLOCK + 64 * 16 + 16)],
+)
+def test_projection_heads_of_the_papers_study_and_deeper_ones_train(tmp_path, layers, out_dim, head_params):
+    """0, 1, 2 layers: the paper's projection-head study; 3: SimCLRv2's deeper head."""
     experiment = tiny([f"model.projection.layers={layers}", "train.epochs=1"])
     trainer = Trainer(experiment, tmp_path / "run", show_progress=False)
-    assert sum(p.numel() for p in trainer.model.head.parameters()) == head_params  # small_resnet: 64 features
+    assert sum(p.numel() for p in trainer.model.head.parameters()) == head_params
+    batchnorms = [m for m in trainer.model.head.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert len(batchnorms) == max(layers - 1, 0)
     assert trainer.model(torch.randn(2, 3, 16, 16)).shape == (2, out_dim)  # 0 layers: the loss sees the features
     assert math.isfinite(trainer.fit()["loss"])
+
+
+def test_the_default_heads_parameter_names_are_those_of_earlier_checkpoints():
+    from simclr.model import projection_head
+
+    names = set(projection_head(64, 32, 16, layers=2).state_dict())
+    assert names == {"0.weight", "3.weight", "3.bias"} | {f"1.{n}" for n in torch.nn.BatchNorm1d(1).state_dict()}
+    assert set(projection_head(64, 32, 16, layers=1).state_dict()) == {"0.weight", "0.bias"}
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])

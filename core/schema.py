@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_serializer
 
 
 class Strict(BaseModel):
@@ -66,9 +66,6 @@ class CallbackSection(ComponentSection):
     kind: ClassVar[str] = "callback"
 
 
-Probability = float
-
-
 class AugmentConfig(Strict):
     """The SimCLR view pipeline. Fields left unset (null) take the dataset's default, then the paper's."""
 
@@ -93,6 +90,13 @@ class AugmentConfig(Strict):
     def _scale_range(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
         if value is not None and not 0 < value[0] <= value[1] <= 1:
             raise ValueError("crop_scale must be (low, high) with 0 < low <= high <= 1")
+        return value
+
+    @field_validator("crop_ratio", "blur_sigma")
+    @classmethod
+    def _positive_range(cls, value: tuple[float, float], info: ValidationInfo) -> tuple[float, float]:
+        if not 0 < value[0] <= value[1]:
+            raise ValueError(f"{info.field_name} must be (low, high) with 0 < low <= high")
         return value
 
 

@@ -244,6 +244,27 @@ CATALOGUE = [
         "0 < low",
     ),
     (
+        "zero aspect ratio",
+        GOOD.replace("batch_size: 32", "batch_size: 32\n  augment:\n    crop_ratio: [0, 1]"),
+        "exp.yaml:8",
+        "data.augment.crop_ratio",
+        "0 < low <= high",
+    ),
+    (
+        "zero blur sigma",
+        GOOD.replace("batch_size: 32", "batch_size: 32\n  augment:\n    blur_sigma: [0, 0]"),
+        "exp.yaml:8",
+        "data.augment.blur_sigma",
+        "0 < low <= high",
+    ),
+    (
+        "blur sigma range reversed",
+        GOOD.replace("batch_size: 32", "batch_size: 32\n  augment:\n    blur_sigma: [2.0, 0.1]"),
+        "exp.yaml:8",
+        "data.augment.blur_sigma",
+        "0 < low <= high",
+    ),
+    (
         "probability above one",
         GOOD.replace("batch_size: 32", "batch_size: 32\n  augment:\n    flip_p: 1.5"),
         "exp.yaml:8",

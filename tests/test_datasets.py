@@ -163,6 +163,33 @@ def test_image_folder_reads_nested_images_and_skips_broken_ones_with_one_warning
     assert dataset.mean == pytest.approx(mean.tolist(), abs=1e-9)
 
 
+def test_image_folder_scales_16_bit_images_and_applies_exif_orientation(tmp_path):
+    gradient = (np.arange(16 * 16, dtype=np.uint32).reshape(16, 16) * 257).astype(np.uint16)  # 0 .. 65535
+    save(tmp_path / "train" / "deep.png", Image.fromarray(gradient))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: shown rotated 90 degrees clockwise, the left (red) half on top
+    (tmp_path / "train").mkdir(exist_ok=True)
+    halves(40, 20).save(tmp_path / "train" / "rotated.jpg", exif=exif, quality=95)
+    dataset = simclr.create("dataset", "image_folder", train=str(tmp_path / "train"), image_size=16)
+    deep, rotated = dataset.pretrain_tensor()
+    assert Image.open(tmp_path / "train" / "deep.png").mode.startswith("I")  # PIL reads it as 16-bit
+    expected = np.rint(gradient / 257).astype(np.uint8)  # = the 8-bit gradient 0 .. 255, not clipped white
+    assert (deep.numpy() == expected).all()
+    # 20x40 once upright, resized to 16x32, centre crop: top 8 rows red, bottom 8 blue
+    assert rotated[:, :7, :].float().mean(dim=(1, 2)).tolist() == pytest.approx([255, 0, 0], abs=6)
+    assert rotated[:, 9:, :].float().mean(dim=(1, 2)).tolist() == pytest.approx([0, 0, 255], abs=6)
+
+
+def test_image_folder_follows_links_to_folders_and_ends_link_loops(tmp_path):
+    save(tmp_path / "train" / "own.png", Image.new("RGB", (8, 8), (1, 1, 1)))
+    for i in (2, 3):
+        save(tmp_path / "elsewhere" / f"{i}.png", Image.new("RGB", (8, 8), (i, i, i)))
+    (tmp_path / "train" / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "elsewhere" / "loop").symlink_to(tmp_path / "train", target_is_directory=True)
+    dataset = simclr.create("dataset", "image_folder", train=str(tmp_path / "train"), image_size=8)
+    assert sorted(dataset.pretrain_tensor()[:, 0, 0, 0].tolist()) == [1, 2, 3]
+
+
 def test_image_folder_labelled_eval_folders(tmp_path):
     for split, count in (("eval_train", 2), ("eval_test", 1)):
         for label, colour in (("cat", (200, 0, 0)), ("dog", (0, 200, 0))):

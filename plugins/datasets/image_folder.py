@@ -27,13 +27,34 @@ def _check_folder(folder: Path) -> None:
 
 
 def _files(folder: Path) -> list[Path]:
-    """Every non-hidden file below ``folder``, in a fixed order."""
+    """Every non-hidden file below ``folder``, in a fixed order, following links to folders (as class folders
+    given as links are) but entering each real folder once, so a link loop ends."""
     _check_folder(folder)
     found = []
-    for parent, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+    entered = {os.path.realpath(folder)}
+    for parent, dirs, names in os.walk(folder, followlinks=True):
+        subfolders = []
+        for name in sorted(d for d in dirs if not d.startswith(".")):
+            real = os.path.realpath(os.path.join(parent, name))
+            if real not in entered:
+                entered.add(real)
+                subfolders.append(name)
+        dirs[:] = subfolders
         found += [Path(parent) / name for name in sorted(names) if not name.startswith(".")]
     return found
+
+
+#: PIL's modes of 16-bit greyscale images (PNG, TIFF; some PIL versions read them as 32-bit "I")
+SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB; a 16-bit greyscale image is scaled down (65535 -> 255) rather than clipped at 255, which is
+    what PIL's own conversion does and which turns most of such an image white."""
+    if image.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image, dtype=np.float64) / 257
+        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
+    return image.convert("RGB")
 
 
 def _decode(path: Path, size: int) -> np.ndarray | None:
@@ -41,7 +62,7 @@ def _decode(path: Path, size: int) -> np.ndarray | None:
     try:
         with Image.open(path) as image:
             image.draft("RGB", (size, size))  # JPEG: the decoder downscales (up to 8x) while decoding
-            image = ImageOps.exif_transpose(image).convert("RGB")
+            image = _to_rgb(ImageOps.exif_transpose(image))
             scale = size / min(image.size)
             target = (max(size, round(image.width * scale)), max(size, round(image.height * scale)))
             image = image.resize(target, Image.Resampling.BILINEAR)

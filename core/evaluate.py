@@ -56,15 +56,20 @@ def resolve_target(target: Path) -> tuple[Path, Path]:
     return target, target.parent
 
 
-def eval_path(target: Path, dataset: str | None = None, representation: str | None = None) -> Path:
+def eval_path(
+    target: Path, dataset: str | None = None, image_size: int | None = None, representation: str | None = None
+) -> Path:
     """Where the evaluation of ``target`` (run directory or checkpoint file) is written: ``eval.json`` for a run's
-    last checkpoint evaluated as its config says (its own dataset and ``eval.representation``), the file
-    :mod:`simclr.report` and :mod:`simclr.sweep` read; ``eval-<checkpoint>.json`` for any other checkpoint file,
-    ``...-<dataset>.json`` when evaluated on another ``dataset`` than the one trained on and ``...-<representation>
-    .json`` for another ``representation`` than the config's, so none of these replaces the run's own result."""
+    last checkpoint evaluated as its config says (its own dataset at its training image size, and its
+    ``eval.representation``), the file :mod:`simclr.report` and :mod:`simclr.sweep` read; ``eval-<checkpoint>.json``
+    for any other checkpoint file, ``...-<dataset>`` when evaluated on another ``dataset`` than the one trained on,
+    ``...-<image_size>px`` at another image size and ``...-<representation>`` for another ``representation`` than
+    the config's, so none of these replaces the run's own result."""
     checkpoint, out_dir = resolve_target(target)
     parts = [] if checkpoint.name == LAST_CHECKPOINT and checkpoint.parent.name == CHECKPOINTS else [checkpoint.stem]
-    parts += [part for part in (dataset, representation) if part is not None]
+    parts += [dataset] if dataset is not None else []
+    parts += [f"{image_size}px"] if image_size is not None else []
+    parts += [representation] if representation is not None else []
     return out_dir / ("-".join([Path(EVAL_FILE).stem, *parts]) + ".json")
 
 
@@ -106,18 +111,33 @@ def _experiment(state: dict[str, Any], checkpoint: Path, dataset: str | None, ov
     return experiment_from_dict(config, list(overrides), src=f"{checkpoint} (stored config)")
 
 
-def _output_file(target: Path, stored_config: dict[str, Any], used: Experiment, representation: str) -> Path:
-    """:func:`eval_path` for an evaluation of ``used`` (the stored config with the evaluation's changes): another
-    dataset is another name (the same dataset at another path or size is still the run's own, as when a run
-    trained on a GPU machine is evaluated on a laptop), another representation than the config's ``eval`` one."""
+def _output_file(
+    target: Path, stored_config: dict[str, Any], used: Experiment, image_sizes: tuple[int, int], representation: str
+) -> Path:
+    """:func:`eval_path` for an evaluation of ``used`` (the stored config with the evaluation's changes) on images
+    of ``image_sizes`` = (trained on, evaluated on): another dataset is another name (the same dataset at another
+    path is still the run's own, as when a run trained on a GPU machine is evaluated on a laptop), and so are
+    another image size and another representation than the config's ``eval`` one."""
     stored_dataset = stored_config.get("data", {}).get("dataset", {}).get("name")
     default_representation = EvalConfig.model_fields["representation"].default
     stored_representation = stored_config.get("eval", {}).get("representation", default_representation)
+    trained_size, evaluated_size = image_sizes
     return eval_path(
         target,
         None if used.data.dataset.name == stored_dataset else used.data.dataset.name,
+        None if evaluated_size == trained_size else evaluated_size,
         None if representation == stored_representation else representation,
     )
+
+
+def _normalisation(state: dict[str, Any], data: ImageDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The input normalisation the network was trained with, stored in its checkpoint: part of the model, like
+    torchvision's ImageNet mean and std, so the features do not depend on the pre-training images found where the
+    evaluation runs (or on another dataset's statistics); a checkpoint from before it was stored: ``data``'s."""
+    stored = state.get("normalisation")
+    if isinstance(stored, dict) and {"mean", "std"} <= stored.keys():
+        return tuple(map(float, stored["mean"])), tuple(map(float, stored["std"]))
+    return tuple(data.mean), tuple(data.std)
 
 
 def _eval_config(eval_cfg: EvalConfig, **changes: Any) -> EvalConfig:
@@ -261,10 +281,11 @@ def evaluate_run(
     data = experiment.data.dataset.build()
     train_split, test_split = _splits(data, experiment.data.dataset.name)
     image_size = state.get("image_size", data.image_size)
+    mean, std = _normalisation(state, data)
     labelled_data = data.eval_fingerprint()
     common = {  # the labelled images themselves where the dataset can hash them, else its settings
         "dataset": labelled_data or experiment.data.dataset.model_dump(mode="json"),
-        "normalisation": [data.mean, data.std],
+        "normalisation": [mean, std],
         "image_size": image_size,
         "representation": cfg.representation,
     }
@@ -277,8 +298,8 @@ def evaluate_run(
             return extract_features(
                 backbone,
                 split,
-                data.mean,
-                data.std,
+                mean,
+                std,
                 torch_device,
                 cfg.batch_size,
                 progress,
@@ -307,6 +328,7 @@ def evaluate_run(
         "checkpoint": str(checkpoint),
         "epoch": state.get("epoch"),
         "trained_on": state.get("device"),
+        "image_size": data.image_size,
         "representation": cfg.representation,
         "feature_dim": int(pretrained.train_x.shape[1]),
         "num_train": len(pretrained.train_y),
@@ -332,7 +354,7 @@ def evaluate_run(
         )
         result["baseline"] = _probe_all(random_init, cfg, seed, torch_device)
     result["seconds"] = round(time.perf_counter() - started, 3)
-    out_file = _output_file(target, state["config"], experiment, cfg.representation)
+    out_file = _output_file(target, state["config"], experiment, (image_size, data.image_size), cfg.representation)
     result["file"] = out_file.name
     _write_json(result, out_file)
     return result

@@ -10,7 +10,8 @@ needs that stem swapped in first::
     model.maxpool = nn.Identity()
 
 Any other backbone is exported as simclr's own backbone state_dict (with a note saying how to rebuild it).
-The file's name says its format: ``.safetensors`` (with the metadata below), or ``.pt`` / ``.pth`` / ``.bin``
+The file's name says its format: ``.safetensors`` (with the metadata below: backbone, architecture, stem,
+feature_dim, epoch, image_size and the input normalisation's mean and std), or ``.pt`` / ``.pth`` / ``.bin``
 for a plain ``torch.save`` of the state_dict. An existing file is replaced only when asked.
 """
 
@@ -119,6 +120,13 @@ def export_backbone(target: Path, out: Path, overwrite: bool = False) -> ExportR
             f"backbone '{name}' is not a torchvision architecture: the file holds simclr's own backbone state_dict; "
             f"rebuild it with simclr.create('backbone', '{name}', image_size, **{params!r}) and load_state_dict"
         )
+    normalisation = state.get("normalisation")
+    if isinstance(normalisation, dict) and state.get("image_size"):
+        mean, std = (", ".join(f"{v:.4f}" for v in normalisation[key]) for key in ("mean", "std"))
+        note += (
+            f". Inputs as in training: {state['image_size']} px images scaled to [0, 1], "
+            f"normalised with mean ({mean}) and std ({std})"
+        )
     tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
     metadata = {
         "format": "simclr-backbone",
@@ -127,6 +135,8 @@ def export_backbone(target: Path, out: Path, overwrite: bool = False) -> ExportR
         "stem": stem or "",
         "feature_dim": str(state.get("feature_dim", "")),
         "epoch": str(state.get("epoch", "")),
+        "image_size": str(state.get("image_size", "")),
+        "normalisation": json.dumps(normalisation) if isinstance(normalisation, dict) else "",
     }
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -138,6 +148,9 @@ def export_backbone(target: Path, out: Path, overwrite: bool = False) -> ExportR
             from safetensors.torch import save_file
 
             save_file(tensors, str(tmp), metadata=metadata)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # safetensors writes files only their owner can read
         else:
             torch.save(tensors, tmp)
         os.replace(tmp, out)

@@ -195,12 +195,16 @@ class Trainer:
             "device": str(self.runtime.device),
             "feature_dim": self.model.feature_dim,
             "image_size": self.dataset.image_size,
+            "normalisation": {"mean": list(self.dataset.mean), "std": list(self.dataset.std)},
             "last_finite_loss": self.last_finite_loss,
             "torch_version": str(torch.__version__),
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
         mismatch = state_dict_mismatch(self.model.state_dict(), state["model"])
+        trained_size = state.get("image_size", self.dataset.image_size)
+        if not mismatch and trained_size != self.dataset.image_size:
+            mismatch = f"trained on {trained_size} px images, now given {self.dataset.image_size} px"
         if mismatch:
             raise UserError(
                 f"{last_checkpoint(self.run_dir)}: the checkpoint's weights do not fit the model of "

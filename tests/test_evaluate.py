@@ -13,6 +13,7 @@ import torch
 import torchvision
 from torch import nn
 
+import simclr
 from simclr import evaluate as evaluate_module
 from simclr import features as features_module
 from simclr.checkpoint import load_checkpoint, save_checkpoint
@@ -322,11 +323,47 @@ def test_a_dataset_changed_with_set_never_replaces_the_runs_own_eval_json(run_co
     assert result["dataset"] == "synthetic" and result["file"] == "eval-synthetic.json"
     assert json.loads((run_copy / "eval-synthetic.json").read_text()) == result
     assert json.loads((run_copy / EVAL_FILE).read_text()) == {"own": True}
-    # the run's own dataset with other params (another folder or size, as on the laptop that evaluates a run
-    # trained on a GPU machine) and other eval.* settings is still the run's own evaluation
-    overrides = ["data.dataset.image_size=12", "eval.knn_k=3"]
-    result = evaluate_run(run_copy, overrides=overrides, baseline=False, ks=[1], progress=False)
+    # the run's own dataset at another image size is a resolution transfer, not the run's own evaluation
+    result = evaluate_run(run_copy, overrides=["data.dataset.image_size=12"], baseline=False, ks=[1], progress=False)
+    assert result["file"] == "eval-12px.json" and result["image_size"] == 12
+    assert json.loads((run_copy / EVAL_FILE).read_text()) == {"own": True}
+    # with other eval.* settings (or at another path, as on the laptop that evaluates a run trained on a GPU
+    # machine) it is still the run's own evaluation
+    result = evaluate_run(run_copy, overrides=["eval.knn_k=3"], baseline=False, ks=[1], progress=False)
     assert result["file"] == EVAL_FILE and json.loads((run_copy / EVAL_FILE).read_text()) == result
+    assert result["image_size"] == 16
+
+
+def test_an_evaluation_normalises_inputs_as_the_network_was_trained(run_copy, monkeypatch):
+    """The checkpoint's mean and std, not those of the pre-training images found where the evaluation runs
+    (an image_folder's train folder on a laptop) or of another dataset; a checkpoint from before they were
+    stored: the dataset's."""
+    state = load_checkpoint(run_copy)
+    dataset = simclr.create("dataset", "digits", image_size=16)
+    assert state["normalisation"] == {
+        "mean": pytest.approx(list(dataset.mean)),
+        "std": pytest.approx(list(dataset.std)),
+    }
+    seen = []
+
+    def recording(backbone, split, mean, std, *args, **kwargs):
+        seen.append((tuple(mean), tuple(std)))
+        return extract_features(backbone, split, mean, std, *args, **kwargs)
+
+    monkeypatch.setattr(evaluate_module, "extract_features", recording)
+    stored = {"mean": [0.25, 0.5, 0.75], "std": [0.5, 0.25, 0.125]}
+    save_checkpoint({**state, "normalisation": stored}, run_copy / "checkpoints" / "last.pt")
+    overrides = ["data.dataset.image_size=16", "data.dataset.count=40", "data.dataset.num_classes=2"]
+    for dataset_name, dataset_overrides in ((None, []), ("synthetic", overrides)):
+        seen.clear()
+        evaluate_run(run_copy, dataset=dataset_name, overrides=dataset_overrides, ks=[1], progress=False)
+        assert seen == [((0.25, 0.5, 0.75), (0.5, 0.25, 0.125))] * 4  # pre-trained and random-init, both splits
+    save_checkpoint(
+        {key: value for key, value in state.items() if key != "normalisation"}, run_copy / "checkpoints" / "last.pt"
+    )
+    seen.clear()
+    evaluate_run(run_copy, baseline=False, ks=[1], progress=False, cache=False)
+    assert seen == [(pytest.approx(dataset.mean), pytest.approx(dataset.std))] * 2
 
 
 def test_another_dataset_evaluates_a_checkpoint_whose_own_dataset_is_not_installed_here(run_copy):
@@ -491,6 +528,21 @@ def test_exported_resnet_loads_into_torchvision_with_the_same_features(tmp_path,
     images = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         assert torch.allclose(reference.eval()(images), backbone(images), atol=1e-5)
+
+
+def test_export_records_the_input_size_and_normalisation_and_respects_the_umask(trained_run, tmp_path):
+    pytest.importorskip("safetensors")
+    from safetensors import safe_open
+
+    state = load_checkpoint(trained_run)
+    result = export_backbone(trained_run, tmp_path / "backbone.safetensors")
+    with safe_open(str(result.path), "pt") as file:
+        metadata = file.metadata()
+    assert metadata["image_size"] == "16" and json.loads(metadata["normalisation"]) == state["normalisation"]
+    assert "16 px images scaled to [0, 1], normalised with mean (" in result.note
+    umask = os.umask(0)
+    os.umask(umask)
+    assert result.path.stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_export_takes_its_format_from_the_name_and_replaces_a_file_only_when_asked(trained_run, tmp_path):

@@ -349,6 +349,9 @@ def test_a_resume_trains_longer_never_shorter_and_keeps_the_architecture(tmp_pat
         Trainer(tiny(["train.epochs=1"]), run, resume=True, show_progress=False)
     with pytest.raises(UserError, match=r"do not fit the model.*other shape, e.g. .*keeps its architecture"):
         Trainer(tiny(["model.projection.out_dim=8"]), run, resume=True, show_progress=False)
+    # the same shapes (a ResNet pools any size), but not the network that was trained
+    with pytest.raises(UserError, match=r"trained on 16 px images, now given 24 px.*keeps its architecture"):
+        Trainer(tiny(["data.dataset.image_size=24", "train.epochs=3"]), run, resume=True, show_progress=False)
     assert (run / "config.yaml").read_text() == config_before
     with caplog.at_level("WARNING", logger="simclr"):
         Trainer(tiny(), run, resume=True, show_progress=False).fit()

@@ -1,13 +1,16 @@
 """simclr: a plugin-based SimCLR framework.
 
 Public API: :func:`create` builds a validated component, :func:`create_ref` one named by a :class:`ComponentRef`
-field, :func:`available` lists installed ones, :func:`names` lists names of one kind, :data:`hookimpl` marks a
-plugin's hook implementations.
+field (:data:`DataPath` types a path param), :func:`available` lists installed ones, :func:`names` lists names of
+one kind, :data:`hookimpl` marks a plugin's hook implementations.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from simclr.errors import ConfigError, PluginError, SimCLRError, TrainingError, UserError
 from simclr.hookspecs import hookimpl
@@ -19,6 +22,7 @@ __all__ = [
     "KINDS",
     "ComponentRef",
     "ConfigError",
+    "DataPath",
     "NoParams",
     "PluginError",
     "SimCLRError",
@@ -89,6 +93,11 @@ def disabled_plugins() -> list[str]:
     from simclr.plugin_manager import plugin_system
 
     return list(plugin_system().registry.disabled)
+
+
+#: the type of a params field holding a path (a dataset's folder): ``~`` is expanded, as a YAML file or
+#: ``--set key=~/data`` passes it on unexpanded; a relative path stays relative to the folder simclr runs in
+DataPath = Annotated[Path, AfterValidator(Path.expanduser)]
 
 
 class ComponentRef:

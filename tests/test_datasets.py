@@ -190,6 +190,16 @@ def test_image_folder_follows_links_to_folders_and_ends_link_loops(tmp_path):
     assert sorted(dataset.pretrain_tensor()[:, 0, 0, 0].tolist()) == [1, 2, 3]
 
 
+def test_dataset_paths_expand_the_home_folder(tmp_path, monkeypatch):
+    """`train: ~/photos` in a YAML file or `--set data.dataset.root=~/data` reaches simclr unexpanded."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    save(tmp_path / "photos" / "a.png", Image.new("RGB", (8, 8), (9, 9, 9)))
+    dataset = simclr.create("dataset", "image_folder", train="~/photos", image_size=8)
+    assert dataset.pretrain_tensor()[0, :, 0, 0].tolist() == [9, 9, 9]
+    with pytest.raises(simclr.UserError, match=f"in {tmp_path}/nowhere/cifar-10-batches-py"):
+        simclr.create("dataset", "cifar10", root="~/nowhere")
+
+
 def test_image_folder_labelled_eval_folders(tmp_path):
     for split, count in (("eval_train", 2), ("eval_test", 1)):
         for label, colour in (("cat", (200, 0, 0)), ("dog", (0, 200, 0))):

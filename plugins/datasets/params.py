@@ -7,25 +7,27 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from simclr import DataPath
+
 
 class CIFAR10Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    root: Path = Field(Path("data"), description="folder holding cifar-10-batches-py/")
+    root: DataPath = Field(Path("data"), description="folder holding cifar-10-batches-py/")
     download: bool = Field(False, description="fetch cifar-10-python.tar.gz (163 MB) if missing")
 
 
 class STL10Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    root: Path = Field(Path("data"), description="folder holding stl10_binary/")
+    root: DataPath = Field(Path("data"), description="folder holding stl10_binary/")
     download: bool = Field(False, description="fetch stl10_binary.tar.gz (2.6 GB) if missing")
     pretrain_on_train: bool = Field(False, description="pre-train on unlabeled + train instead of unlabeled")
 
 
 class ImageFolderParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    train: Path = Field(description="folder of images to pre-train on (searched recursively)")
-    eval_train: Path | None = Field(None, description="labelled probe images: <folder>/<class>/...")
-    eval_test: Path | None = Field(None, description="labelled test images, classes as in eval_train")
+    train: DataPath = Field(description="folder of images to pre-train on (searched recursively)")
+    eval_train: DataPath | None = Field(None, description="labelled probe images: <folder>/<class>/...")
+    eval_test: DataPath | None = Field(None, description="labelled test images, classes as in eval_train")
     image_size: int = Field(96, ge=8, description="images are resized and centre-cropped to this")
 
     @model_validator(mode="after")

@@ -9,6 +9,7 @@ Every accuracy is a percentage (0-100).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -31,6 +32,8 @@ from simclr.probes import few_label_probe, knn_probe, linear_probe
 from simclr.rundir import CHECKPOINTS, EVAL_FILE, LAST_CHECKPOINT
 from simclr.runtime import exact_float32
 from simclr.schema import EvalConfig, Experiment
+
+log = logging.getLogger("simclr")
 
 __all__ = [
     "EVAL_FILE",
@@ -188,7 +191,9 @@ def _splits(dataset: ImageDataset, name: str) -> tuple[Any, Any]:
     if splits is None:
         raise UserError(
             f"dataset '{name}' has no labelled train/test splits, so it cannot be evaluated; "
-            "choose a labelled one with --dataset NAME (see `simclr plugins list --kind dataset`)"
+            "choose a labelled one with --dataset NAME (see `simclr plugins list --kind dataset`), or, if this "
+            "one has params for labelled data (`simclr plugins list --kind dataset --json` lists them), set them "
+            "with --set data.dataset.PARAM=VALUE"
         )
     if len(splits[0]) == 0 or len(splits[1]) == 0:
         raise UserError(f"dataset '{name}' has an empty evaluation split")
@@ -322,6 +327,13 @@ def evaluate_run(
         ),
     )
     _check_ks(cfg.labels_per_class, pretrained.train_y)
+    if cfg.knn_k > len(pretrained.train_y):
+        log.warning(
+            "eval.knn_k %d is more than the %d labelled training images: kNN uses k=%d",
+            cfg.knn_k,
+            len(pretrained.train_y),
+            len(pretrained.train_y),
+        )
     seed = experiment.train.seed
     result: dict[str, Any] = {
         "dataset": experiment.data.dataset.name,

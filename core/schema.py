@@ -205,3 +205,13 @@ class Experiment(Strict):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, value: str | None) -> str | None:
+        if value is not None and (value.strip() in ("", ".", "..") or "/" in value or "\\" in value):
+            raise ValueError(
+                "the run name names one folder under runs/ (no '/', not '.' or '..'); "
+                "to put the run elsewhere, use --out DIR"
+            )
+        return value

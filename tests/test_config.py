@@ -243,6 +243,9 @@ CATALOGUE = [
         "data.augment.crop_scale",
         "0 < low",
     ),
+    ("run name with a path", GOOD.replace("name: tiny", "name: ../../elsewhere"), "exp.yaml:1", "name", "--out DIR"),
+    ("run name with a folder", GOOD.replace("name: tiny", "name: my/photos"), "exp.yaml:1", "name", "no '/'"),
+    ("run name that is the parent", GOOD.replace("name: tiny", "name: '..'"), "exp.yaml:1", "name", "'..'"),
     (
         "zero aspect ratio",
         GOOD.replace("batch_size: 32", "batch_size: 32\n  augment:\n    crop_ratio: [0, 1]"),

@@ -200,7 +200,7 @@ def test_dataset_paths_expand_the_home_folder(tmp_path, monkeypatch):
         simclr.create("dataset", "cifar10", root="~/nowhere")
 
 
-def test_image_folder_labelled_eval_folders(tmp_path):
+def test_image_folder_labelled_eval_folders(tmp_path, caplog):
     for split, count in (("eval_train", 2), ("eval_test", 1)):
         for label, colour in (("cat", (200, 0, 0)), ("dog", (0, 200, 0))):
             for i in range(count):
@@ -221,6 +221,30 @@ def test_image_folder_labelled_eval_folders(tmp_path):
     assert train_images[0, :, 0, 0].tolist() == [200, 0, 0]
     assert test_images[1, :, 0, 0].tolist() == [0, 200, 0]
 
+    # a class without test images is only not measured; one without training images cannot be learnt
+    for image in (tmp_path / "eval_test" / "dog").iterdir():
+        image.unlink()
+    with caplog.at_level(logging.WARNING, logger="simclr"):
+        dataset = simclr.create(
+            "dataset",
+            "image_folder",
+            train=str(tmp_path / "train"),
+            eval_train=str(tmp_path / "eval_train"),
+            eval_test=str(tmp_path / "eval_test"),
+        )
+    assert "has no images of classes ['dog']" in caplog.text and split_tensors(dataset.eval_splits()[1])[
+        1
+    ].tolist() == [0]
+    (tmp_path / "eval_train" / "fish").mkdir()
+    with pytest.raises(simclr.UserError, match=r"class folders \['fish'\] of .* hold no readable images"):
+        simclr.create(
+            "dataset",
+            "image_folder",
+            train=str(tmp_path / "train"),
+            eval_train=str(tmp_path / "eval_train"),
+            eval_test=str(tmp_path / "eval_test"),
+        )
+    (tmp_path / "eval_train" / "fish").rmdir()
     save(tmp_path / "eval_test" / "bird" / "0.png", Image.new("RGB", (12, 12)))
     with pytest.raises(simclr.UserError, match="bird"):
         simclr.create(

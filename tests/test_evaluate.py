@@ -316,6 +316,14 @@ def test_other_dataset_and_overrides(run_copy):
     assert not (run_copy / EVAL_FILE).exists()
 
 
+def test_a_knn_k_above_the_labelled_set_is_capped_with_a_warning(run_copy, caplog):
+    overrides = ["data.dataset.image_size=16", "data.dataset.count=40", "data.dataset.num_classes=2"]
+    with caplog.at_level("WARNING", logger="simclr"):
+        result = evaluate_run(run_copy, dataset="synthetic", overrides=overrides, knn_k=50, ks=[1], progress=False)
+    assert result["num_train"] == 30 and result["knn"]["k"] == 30
+    assert "eval.knn_k 50 is more than the 30 labelled training images: kNN uses k=30" in caplog.text
+
+
 def test_a_dataset_changed_with_set_never_replaces_the_runs_own_eval_json(run_copy):
     (run_copy / EVAL_FILE).write_text('{"own": true}')
     dataset = "data.dataset={name: synthetic, image_size: 16, count: 200, num_classes: 3}"

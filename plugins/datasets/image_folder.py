@@ -113,6 +113,27 @@ def _labelled(folder: Path, class_names: list[str] | None) -> tuple[list[Path], 
     return paths, labels, class_names, loose
 
 
+def _check_classes(
+    class_names: list[str], splits: tuple[TensorSplit, TensorSplit], train_folder: Path, test_folder: Path
+) -> None:
+    """A class without readable training images cannot be learnt: an error; one without test images is only
+    not measured: a warning."""
+    train, test = (torch.bincount(split.labels, minlength=len(class_names)).tolist() for split in splits)
+    empty = [name for name, count in zip(class_names, train, strict=True) if count == 0]
+    if empty:
+        raise simclr.UserError(
+            f"image_folder: class folders {empty} of {train_folder.resolve()} hold no readable images; "
+            "add images to them or remove them"
+        )
+    untested = [name for name, count in zip(class_names, test, strict=True) if count == 0]
+    if untested:
+        log.warning(
+            "image_folder: %s has no images of classes %s: the probes are trained on them but not tested",
+            test_folder.resolve(),
+            untested,
+        )
+
+
 class ImageFolderDataset(InMemoryImageDataset):
     """Pre-trains on every readable image below ``train``; evaluates on ``eval_train`` / ``eval_test`` when
     given. mean and std come from the pre-training images."""
@@ -131,6 +152,7 @@ class ImageFolderDataset(InMemoryImageDataset):
             paths, labels, _, loose = _labelled(params.eval_test, self.class_names)
             reader.skipped += loose
             eval_splits = (eval_train, reader.read(paths, labels, params.eval_test))
+            _check_classes(self.class_names, eval_splits, params.eval_train, params.eval_test)
         if reader.skipped:
             examples = ", ".join(str(p) for p in reader.skipped[:3])
             log.warning(

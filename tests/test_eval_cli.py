@@ -4,6 +4,7 @@ messages."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,8 @@ CONFIG = {
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A run directory as the trainer leaves it (config.yaml, checkpoints/last.pt), weights untrained."""
+    """A run directory as a GPU machine's trainer leaves it (config.yaml, checkpoints/last.pt holding CUDA
+    tensors), weights untrained."""
     run = tmp_path_factory.mktemp("cli") / "run"
     experiment = experiment_from_dict(CONFIG)
     torch.manual_seed(0)
@@ -42,9 +44,17 @@ def run_dir(tmp_path_factory) -> Path:
         "device": "cuda:0",
         "feature_dim": model.feature_dim,
     }
-    save_checkpoint(state, run / "checkpoints" / "last.pt")
+    with pytest.MonkeyPatch.context() as patch:  # torch.save then tags every tensor as stored on the GPU
+        patch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+        save_checkpoint(state, run / "checkpoints" / "last.pt")
     (run / "config.yaml").write_text(yaml.safe_dump(resolved_dict(experiment)))
     return run
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="shows what a CPU-only machine does with the file")
+def test_the_runs_checkpoint_really_holds_cuda_tensors(run_dir):
+    with pytest.raises(RuntimeError, match="CUDA"):
+        torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
 
 
 def test_eval_prints_a_table_with_the_baseline_beside(run_dir):
@@ -54,12 +64,31 @@ def test_eval_prints_a_table_with_the_baseline_beside(run_dir):
         assert text in result.stdout
     written = json.loads((run_dir / "eval.json").read_text())
     assert set(written["few_label"]) == {"1", "3"} and written["trained_on"] == "cuda:0"
+    # the numbers printed are those written, in the right columns, with the right sign of the gain
+    cells = [re.split(r"\s{2,}", re.sub("[│┃]", "  ", line).strip()) for line in result.stdout.splitlines()]
+    rows = {row[0]: row[1:] for row in cells}
+    pretrained, random_init = written["linear"]["top1"], written["baseline"]["linear"]["top1"]
+    assert rows["linear top-1"] == [f"{pretrained:.2f}", f"{random_init:.2f}", f"{pretrained - random_init:+.2f}"]
+    knn = f"kNN top-1 (k={written['knn']['k']})"
+    assert rows[knn][:2] == [f"{written['knn']['top1']:.2f}", f"{written['baseline']['knn']['top1']:.2f}"]
     assert f"wrote {run_dir / 'eval.json'}" in "".join(result.stderr.split("\n"))
 
 
-def test_eval_json_flags_override_the_config(run_dir, capsys):
+def test_eval_json_flags_override_the_config(run_dir, capsys, monkeypatch):
+    import simclr.evaluate as evaluate_module
+
+    seen = []
+    for name in ("linear_probe", "few_label_probe"):
+        probe = getattr(evaluate_module, name)
+
+        def recording(*args, _name=name, _probe=probe, **kwargs):
+            seen.append((_name, kwargs["C"], kwargs["backend"]))
+            return _probe(*args, **kwargs)
+
+        monkeypatch.setattr(evaluate_module, name, recording)
     argv = ["eval", str(run_dir), "--json", "--no-baseline", "--knn-k", "7", "--C", "0.5", "--probe", "torch"]
     assert main(argv) == 0
+    assert seen == [("linear_probe", 0.5, "torch"), ("few_label_probe", 0.5, "torch")]  # what the probes got
     data = json.loads(capsys.readouterr().out)
     assert "baseline" not in data and data["knn"]["k"] == 7
     assert data["settings"]["C"] == 0.5 and data["settings"]["probe"] == "torch"

@@ -17,13 +17,16 @@ import yaml
 from conftest import run_simclr
 
 from simclr import config
+from simclr import evaluate as evaluate_module
 from simclr.checkpoint import load_checkpoint
 from simclr.cli.launch import torchrun_command
 from simclr.datastream import ViewStream
 from simclr.distributed import GlobalBatchNorm, convert_global_batchnorm, gather_shards
+from simclr.errors import UserError
 from simclr.evaluate import knn_monitor
 from simclr.runtime import Runtime
 from simclr.trainer import Trainer
+from simclr.views import normalize
 
 BATCH = 16
 
@@ -96,7 +99,14 @@ def step_worker(rank: int, world_size: int, port: int, out: Path) -> None:
         results[loss] = one_step(trainer, view1[rows], view2[rows])
         results[loss]["global_bn_layers"] = sum(isinstance(m, GlobalBatchNorm) for m in trainer.model.modules())
     results["shards"] = gather_shards(torch.arange(rank, 7, world_size), 7)  # uneven shards: 4 and 3 rows
+    extracted = []  # the number of images this rank extracts from each labelled split for the kNN monitor
+    extract = evaluate_module.extract_features
+    evaluate_module.extract_features = lambda model, split, *a, **k: (
+        extracted.append(len(split)) or extract(model, split, *a, **k)
+    )
     results["knn"] = monitor_knn(Trainer(step_experiment("nt_xent"), out / "knn", show_progress=False))
+    evaluate_module.extract_features = extract
+    results["extracted"] = extracted
     signals = {"signal": "SIGINT" if rank == 1 else None}  # only rank 1 got the signal
     results["stop"] = [trainer._stop_requested(signals, logged=False), trainer._stop_requested(signals, logged=True)]
     torch.rand(3 + rank, generator=trainer.stream.generator)  # as if views had been drawn
@@ -119,7 +129,9 @@ def two_rank_step(tmp_path_factory) -> tuple[dict, list[dict]]:
         loss: one_step(Trainer(step_experiment(loss), out / "ref", show_progress=False), view1, view2)
         for loss in LOSSES
     }
-    reference["knn"] = monitor_knn(Trainer(step_experiment("nt_xent"), out / "knn-ref", show_progress=False))
+    knn_trainer = Trainer(step_experiment("nt_xent"), out / "knn-ref", show_progress=False)
+    reference["knn"] = monitor_knn(knn_trainer)
+    reference["split_sizes"] = [len(split) for split in knn_trainer.dataset.eval_splits()]
     mp.spawn(step_worker, args=(2, free_port(), out), nprocs=2)
     return reference, [torch.load(out / f"rank{rank}.pt") for rank in range(2)]
 
@@ -156,6 +168,58 @@ def test_the_knn_monitor_shards_its_extraction_across_ranks_and_agrees_with_one_
         assert result["shards"].tolist() == [0, 2, 4, 6, 1, 3, 5]
     assert 0 <= reference["knn"] <= 100
     assert ranks[0]["knn"] == ranks[1]["knn"] == pytest.approx(reference["knn"])
+    # each rank extracted only its round-robin shard of each split
+    for size, first, second in zip(reference["split_sizes"], ranks[0]["extracted"], ranks[1]["extracted"], strict=True):
+        assert (first, second) == ((size + 1) // 2, size // 2)
+
+
+#: views that are the images themselves, so each view says which image it is
+IDENTITY_AUGMENT = {
+    "crop_scale": [1.0, 1.0],
+    "crop_ratio": [1.0, 1.0],
+    "flip_p": 0.0,
+    "jitter_p": 0.0,
+    "grayscale_p": 0.0,
+    "blur": False,
+}
+
+
+@pytest.mark.parametrize("path", ["resident", "loader", "cpu"])
+def test_ranks_train_on_disjoint_shares_of_the_global_batch(path):
+    """What "each loss sees all batch_size images" rests on: at every step the ranks' rows are different images,
+    and over an epoch together they are the images one process sees."""
+    augment = {**IDENTITY_AUGMENT, "backend": "cpu" if path == "cpu" else "batched"}
+    data = {"dataset": {"name": "synthetic", "image_size": 16, "count": 32}, "batch_size": 8, "augment": augment}
+    data["device_resident"] = "never" if path == "loader" else "auto"
+    experiment = config.experiment_from_dict({**STEP_EXPERIMENT, "loss": LOSSES["nt_xent"], "data": data})
+    dataset = experiment.data.dataset.build()
+    images = normalize(dataset.pretrain_tensor(), dataset.mean, dataset.std).flatten(1)
+
+    def image_indices(rank: int, world_size: int) -> list[list[int]]:
+        runtime = Runtime(torch.device("cpu"), "fp32", False, rank=rank, world_size=world_size)
+        stream = ViewStream(dataset, experiment.data, runtime, seed=0)
+        assert stream.path == path
+        steps = []
+        for view1, view2 in stream.epoch(0):
+            for view in (view1, view2):
+                distance = torch.cdist(view.flatten(1), images)
+                assert (distance.min(dim=1).values < 0.5).all()  # each view is one of the images (others: > 30)
+            steps.append(distance.argmin(dim=1).tolist())
+        return steps
+
+    single = image_indices(0, 1)
+    ranks = [image_indices(rank, 2) for rank in range(2)]
+    assert len(ranks[0]) == len(ranks[1]) == len(single) == 4
+    for first, second in zip(*ranks, strict=True):
+        assert len(first) == len(second) == 4 and not set(first) & set(second)
+    assert sorted(sum(ranks[0] + ranks[1], [])) == sorted(sum(single, [])) == list(range(32))
+
+
+def test_a_global_batch_not_divisible_by_the_ranks_is_refused():
+    experiment = step_experiment("nt_xent")
+    runtime = Runtime(torch.device("cpu"), "fp32", False, rank=0, world_size=3)
+    with pytest.raises(UserError, match="data.batch_size 16 is not divisible by the 3 processes"):
+        ViewStream(experiment.data.dataset.build(), experiment.data, runtime, seed=0)
 
 
 def test_ranks_agree_to_stop_at_a_logged_step(two_rank_step):

@@ -281,10 +281,12 @@ def test_a_cache_file_that_cannot_be_removed_is_reported_as_such(tmp_path, monke
     assert (tmp_path / f"{cache_key({'key': 1})}.pt").is_file() and old.is_file()
 
 
-def test_checkpoint_saved_on_cuda_evaluates_on_cpu(evaluated, run_copy):
+def test_checkpoint_saved_on_cuda_evaluates_on_cpu(evaluated, run_copy, monkeypatch):
     reference = evaluated[1]
     state = load_checkpoint(run_copy)
+    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")  # tensors stored on a GPU
     save_checkpoint({**state, "device": "cuda:0"}, run_copy / "checkpoints" / "last.pt")
+    monkeypatch.undo()
     result = evaluate_run(run_copy, device="cpu", baseline=False, progress=False, cache=False)
     assert reference["trained_on"] == "cpu" and result["trained_on"] == "cuda:0"
     assert result["linear"] == reference["linear"] and result["knn"] == reference["knn"]

@@ -402,10 +402,33 @@ def test_sigint_in_a_subprocess_saves_exits_130_and_resumes(tmp_path):
 def test_mixed_precision_trains_with_finite_float32_loss(tmp_path, precision):
     trainer = Trainer(tiny([f"train.precision={precision}", "train.epochs=1"]), tmp_path / "run", show_progress=False)
     assert trainer.scaler.is_enabled() == (precision == "fp16")
+    first_conv = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.Conv2d))
+    dtypes = []
+    first_conv.register_forward_hook(lambda module, inputs, output: dtypes.append(output.dtype))
     record = trainer.fit()
     assert math.isfinite(record["loss"])
+    assert set(dtypes) == {torch.bfloat16 if precision == "bf16" else torch.float16}  # autocast is really on
     views = next(iter(trainer.stream.epoch(1)))
     assert trainer._step(*views).dtype == torch.float32
+
+
+@pytest.mark.parametrize(("scaling", "factor"), [("none", 1.0), ("linear", 32 / 256), ("sqrt", 32**0.5)])
+def test_lr_scaling_sets_the_peak_lr_from_the_global_batch(tmp_path, scaling, factor):
+    """TINY's global batch is 32 and its base lr 0.001; with no warm-up and a flat schedule the lr is the peak."""
+    overrides = [f"schedule.lr_scaling={scaling}", "schedule.warmup_epochs=0", "schedule.decay=constant"]
+    trainer = Trainer(tiny(overrides), tmp_path / "run", show_progress=False)
+    assert trainer.schedule.set_step(0) == pytest.approx(0.001 * factor)
+    assert [group["lr"] for group in trainer.optimizer.param_groups] == pytest.approx(
+        [0.001 * factor] * len(trainer.optimizer.param_groups)
+    )
+
+
+def test_checkpoint_every_keeps_numbered_checkpoints_beside_last(tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny(["train.epochs=4", "train.checkpoint_every=2"]), run, show_progress=False).fit()
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch-0002.pt", "epoch-0004.pt", "last.pt"]
+    assert load_checkpoint(run / "checkpoints" / "epoch-0002.pt")["epoch"] == 2
+    assert load_checkpoint(run)["epoch"] == 4
 
 
 def test_compile_is_opt_in(tmp_path, monkeypatch):

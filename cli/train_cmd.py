@@ -74,7 +74,27 @@ def run(args: argparse.Namespace) -> int:
         from simclr.cli.eval_cmd import evaluate_and_report
 
         evaluate_and_report(run_dir, device=args.device)
+    else:
+        _warn_of_a_stale_evaluation(run_dir, trainer.epoch)
     return 0
+
+
+def _warn_of_a_stale_evaluation(run_dir: Path, epoch: int) -> None:
+    """A resume that trained on leaves the run's eval.json describing an earlier epoch."""
+    import json
+
+    from simclr.rundir import EVAL_FILE
+
+    try:
+        evaluated = json.loads((run_dir / EVAL_FILE).read_text()).get("epoch")
+    except (OSError, ValueError, AttributeError):
+        return
+    if isinstance(evaluated, int) and evaluated < epoch:
+        err.print(
+            f"{run_dir / EVAL_FILE} is the evaluation of epoch {evaluated}, not of the {epoch} trained now; "
+            f"update it with `simclr eval {run_dir}`",
+            highlight=False,
+        )
 
 
 def launch(args: argparse.Namespace) -> int:

@@ -60,8 +60,8 @@ def _epoch_records(path: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except json.JSONDecodeError:
             continue
-        if isinstance(record, dict) and record.get("type") == "epoch":
-            epochs[record.get("epoch", len(epochs))] = record
+        if isinstance(record, dict) and record.get("type") == "epoch" and isinstance(record.get("epoch"), int):
+            epochs[record["epoch"]] = record
     return list(epochs.values())
 
 
@@ -97,6 +97,7 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
         "lr": optimizer.get("lr"),
         "batch": config.get("data", {}).get("batch_size"),
         "epochs": result.get("epoch", config.get("train", {}).get("epochs")),
+        "trained_epochs": max(r["epoch"] for r in epochs) + 1 if epochs else None,
         "linear_top1": result.get("linear", {}).get("top1"),
         "linear_top5": result.get("linear", {}).get("top5"),
         "few_label": {k: v.get("top1") for k, v in result.get("few_label", {}).items()},
@@ -161,7 +162,10 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         failed = row["status"] == "failed"
         optimizer = row["optimizer"] + (f" {row['lr']:g}" if isinstance(row["lr"], int | float) else "")
         line = [row["run"], row["backbone"], row["loss"], "" if row["t_m"] is None else str(row["t_m"])]
-        line += [optimizer, str(row["batch"] or ""), str(row["epochs"] or "")]
+        epochs = str(row["epochs"] or "")
+        if _stale(row):
+            epochs += f" (trained {row['trained_epochs']})"
+        line += [optimizer, str(row["batch"] or ""), epochs]
         if probed:
             line += [{"backbone": "h", "projection": "g(h)"}.get(row["representation"], row["representation"] or "")]
         line += ["failed" if failed else _number(row["linear_top1"])]
@@ -182,14 +186,26 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     right = {"t/m", "batch", "epochs", "train time", "images/s"} | {h for h in headers if "top-" in h}
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if h in right else "---" for h in headers) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in cells]
-    failures = [f"- {row['run']} failed: {row['error'] or 'see its run directory'}" for row in rows if row["error"]]
-    return "\n".join(lines + ([""] + failures if failures else [])) + "\n"
+    notes = [f"- {row['run']} failed: {row['error'] or 'see its run directory'}" for row in rows if row["error"]]
+    notes += [
+        f"- {row['run']} was evaluated at epoch {row['epochs']} and has since trained to epoch "
+        f"{row['trained_epochs']}: `simclr eval {row['dir']}` updates it"
+        for row in rows
+        if _stale(row)
+    ]
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def _stale(row: dict[str, Any]) -> bool:
+    """Whether the run trained on after its eval.json was written (a resume with more epochs)."""
+    evaluated, trained = row["epochs"], row["trained_epochs"]
+    return row["status"] == "finished" and isinstance(evaluated, int) and trained is not None and trained > evaluated
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     ks = few_label_ks(rows)
     reported = ["reported"] if any(row.get("reported") is not None for row in rows) else []
-    fields = ["run", "dir", "status", "backbone", "loss", "t_m", "optimizer", "lr", "batch", "epochs"]
+    fields = ["run", "dir", "status", "backbone", "loss", "t_m", "optimizer", "lr", "batch", "epochs", "trained_epochs"]
     fields += ["representation", "linear_top1", *reported, "linear_top5", *[f"few_label_{k}_top1" for k in ks]]
     fields += ["knn_top1", "knn_k", "baseline_top1", "train_seconds", "images_per_sec", "error"]
     with open(path, "w", newline="") as handle:

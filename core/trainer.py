@@ -156,6 +156,8 @@ class Trainer:
         self.step_in_epoch = 0
         self.global_step = 0
         self.last_finite_loss: float | None = None
+        #: the metric totals, steps and seconds of an epoch interrupted part-way, carried into its resumed part
+        self.epoch_progress: dict[str, Any] | None = None
         self.stopping = False
         if self.state is not None:
             self._restore(self.state)
@@ -197,6 +199,7 @@ class Trainer:
             "image_size": self.dataset.image_size,
             "normalisation": {"mean": list(self.dataset.mean), "std": list(self.dataset.std)},
             "last_finite_loss": self.last_finite_loss,
+            "epoch_progress": self.epoch_progress,
             "torch_version": str(torch.__version__),
         }
 
@@ -232,6 +235,7 @@ class Trainer:
         self.step_in_epoch = state["step_in_epoch"]
         self.global_step = state["global_step"]
         self.last_finite_loss = state.get("last_finite_loss")
+        self.epoch_progress = state.get("epoch_progress") if self.step_in_epoch else None
 
     def save(self) -> Path | None:
         """Write the checkpoint on rank 0 (every rank must call it: it gathers the ranks' view-stream states)."""
@@ -314,12 +318,27 @@ class Trainer:
     def _run_epoch(self, progress: TrainProgress, signals: dict) -> dict[str, Any]:
         log_every = self.experiment.train.log_every
         tracker = MetricTracker(self.runtime.device)
-        epoch_totals: dict[str, float] = {}
-        epoch_steps = 0
+        carried = self.epoch_progress or {}  # the part of this epoch trained before an interruption
+        self.epoch_progress = None
+        epoch_totals: dict[str, float] = dict(carried.get("totals", {}))
+        epoch_steps: int = carried.get("steps", 0)
+        earlier_seconds: float = carried.get("seconds", 0.0)
         progress.start_epoch(self.epoch, self.step_in_epoch)
         started = interval_start = time.perf_counter()
         interval_first_step = self.global_step
         lr = 0.0
+
+        def read_interval() -> dict[str, Any]:
+            """Read back the steps since the last read and add them to the epoch's totals."""
+            nonlocal epoch_steps, interval_start, interval_first_step
+            record, steps = self._read(tracker, interval_first_step, time.perf_counter() - interval_start, lr)
+            for key, value in record.items():
+                if isinstance(value, float) and key not in ("lr", "images_per_sec"):
+                    epoch_totals[key] = epoch_totals.get(key, 0.0) + value * steps
+            epoch_steps += steps
+            interval_start, interval_first_step = time.perf_counter(), self.global_step
+            return record if steps else {}
+
         self.model.train()
         for views in self.stream.epoch(self.epoch, self.step_in_epoch):
             if self.step_in_epoch >= self.steps_per_epoch:
@@ -331,23 +350,20 @@ class Trainer:
             self.step_in_epoch += 1
             logged = self.global_step % log_every == 0 or self.step_in_epoch == self.steps_per_epoch
             if logged:
-                record, steps = self._read(tracker, interval_first_step, time.perf_counter() - interval_start, lr)
-                for key, value in record.items():
-                    if isinstance(value, float) and key not in ("lr", "images_per_sec"):
-                        epoch_totals[key] = epoch_totals.get(key, 0.0) + value * steps
-                epoch_steps += steps
-                interval_start, interval_first_step = time.perf_counter(), self.global_step
+                record = read_interval()
                 progress.step(self.step_in_epoch, record)
                 self.context.step = self.global_step
                 self._hook("simclr_on_log", record=record)
             if self._stop_requested(signals, logged):
                 self.stopping = True
                 if self.step_in_epoch < self.steps_per_epoch:  # else finish the epoch, then stop
-                    record, steps = self._read(tracker, interval_first_step, time.perf_counter() - interval_start, lr)
-                    if steps:
+                    record = read_interval()
+                    if record:
                         self._hook("simclr_on_log", record=record)
+                    seconds = earlier_seconds + time.perf_counter() - started
+                    self.epoch_progress = {"totals": epoch_totals, "steps": epoch_steps, "seconds": seconds}
                     raise self._interrupted(signals, self.save())
-        seconds = time.perf_counter() - started
+        seconds = earlier_seconds + time.perf_counter() - started
         record = {
             "type": "epoch",
             "epoch": self.epoch,

@@ -308,6 +308,26 @@ def test_report_of_fabricated_runs(tmp_path, capsys):
     }
 
 
+def test_report_marks_a_run_that_trained_on_after_its_evaluation(tmp_path):
+    root = tmp_path / "runs"
+    config = config_of("resnet18", {"name": "nt_xent"}, {"name": "adam"}, epochs=4)
+    fake_run(root / "current", config, {**result_of(60.0, {}, 50.0), "epoch": 4}, [(1.0, 1.0)] * 4)
+    fake_run(root / "resumed", config, {**result_of(55.0, {}, 45.0), "epoch": 2}, [(1.0, 1.0)] * 4)
+    assert main(["report", str(root)]) == 0
+    lines = (root / "report.md").read_text().splitlines()
+    assert lines[2].startswith("| current | resnet18 | nt_xent |  | adam | 128 | 4 | 60.0 |")
+    assert lines[3].startswith("| resumed | resnet18 | nt_xent |  | adam | 128 | 2 (trained 4) | 55.0 |")
+    assert (
+        lines[5]
+        == "- resumed was evaluated at epoch 2 and has since trained to epoch 4: `simclr eval resumed` updates it"
+    )
+    with open(root / "report.csv") as handle:
+        assert {r["run"]: (r["epochs"], r["trained_epochs"]) for r in csv.DictReader(handle)} == {
+            "current": ("4", "4"),
+            "resumed": ("2", "4"),
+        }
+
+
 def test_report_of_a_folder_without_results_exits_2(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no eval.json" in capsys.readouterr().err

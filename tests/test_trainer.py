@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -113,6 +114,65 @@ def test_interrupted_and_resumed_run_ends_with_the_same_weights(tmp_path, data_p
     resumed.fit()
     for key, value in weights(straight.model).items():
         assert torch.equal(value, resumed.model.state_dict()[key]), key
+    assert_same_epoch_losses(tmp_path / "straight", tmp_path / "resumed")
+
+
+def assert_same_epoch_losses(straight: Path, resumed: Path) -> None:
+    """The epoch records of a resumed run cover the whole of the interrupted epoch, as an uninterrupted run's."""
+    epochs = {}
+    for run in (straight, resumed):
+        lines = (run / "metrics.jsonl").read_text().splitlines()
+        epochs[run] = [record for record in map(json.loads, lines) if record["type"] == "epoch"]
+    assert [r["epoch"] for r in epochs[resumed]] == [r["epoch"] for r in epochs[straight]]
+    for straight_record, resumed_record in zip(epochs[straight], epochs[resumed], strict=True):
+        assert resumed_record["loss"] == pytest.approx(straight_record["loss"], rel=1e-6)
+
+
+def test_a_resume_that_trains_on_says_the_runs_evaluation_is_of_an_earlier_epoch(tmp_path, capsys):
+    from simclr.cli.main import main
+
+    run = tmp_path / "run"
+    Trainer(tiny(["train.epochs=1"]), run, show_progress=False).fit()
+    (run / "eval.json").write_text(json.dumps({"epoch": 1}))
+    assert main(["train", "--resume", str(run), "--set", "train.epochs=2", "--no-progress"]) == 0
+    stderr = " ".join(capsys.readouterr().err.split())
+    assert f"{run / 'eval.json'} is the evaluation of epoch 1, not of the 2 trained now" in stderr
+    assert f"update it with `simclr eval {run}`" in stderr
+    (run / "eval.json").write_text(json.dumps({"epoch": 2}))
+    assert main(["train", "--resume", str(run), "--set", "train.epochs=3", "--no-progress"]) == 0
+    assert "is the evaluation of epoch" in capsys.readouterr().err
+    (run / "eval.json").write_text(json.dumps({"epoch": 3}))
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 0  # nothing to do: nothing stale
+    assert "is the evaluation of epoch" not in capsys.readouterr().err
+
+
+class SignalOnCall(torch.nn.Module):
+    """A loss that sends this process SIGINT during its ``call``-th call: in the middle of a step, not at a log."""
+
+    def __init__(self, inner, call):
+        super().__init__()
+        self.inner, self.call, self.calls = inner, call, 0
+
+    def forward(self, z1, z2):
+        self.calls += 1
+        if self.calls == self.call:
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.inner(z1, z2)
+
+
+def test_an_epoch_interrupted_between_metric_reads_records_every_step_and_both_parts_time(tmp_path):
+    overrides = ["train.log_every=10"]  # read at each epoch's end only: steps 4 and 5 are unread at the signal
+    Trainer(tiny(overrides), tmp_path / "straight", show_progress=False).fit()
+    interrupted = Trainer(tiny(overrides), tmp_path / "resumed", show_progress=False)
+    interrupted.loss_fn = SignalOnCall(interrupted.loss_fn, call=5)
+    with pytest.raises(Interrupted, match="SIGINT"):
+        interrupted.fit()
+    state = load_checkpoint(tmp_path / "resumed")
+    assert (state["epoch"], state["step_in_epoch"], state["epoch_progress"]["steps"]) == (1, 2, 2)
+    Trainer(tiny(overrides), tmp_path / "resumed", resume=True, show_progress=False).fit()
+    assert_same_epoch_losses(tmp_path / "straight", tmp_path / "resumed")
+    last = json.loads((tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert last["type"] == "epoch" and last["seconds"] > state["epoch_progress"]["seconds"] > 0
 
 
 @pytest.mark.parametrize("recorded", [True, False])

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from simclr.errors import PluginError
 from simclr.fingerprint import tensors_fingerprint
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -70,6 +71,23 @@ class ImageDataset(abc.ABC):
         """The whole pre-training split as one uint8 tensor [N, 3, S, S] when it is already in memory
         (lets the engine put it on the GPU without a pass through a DataLoader); None otherwise."""
         return None
+
+
+def check_split_images(dataset: ImageDataset, split: Dataset, which: str, name: str) -> None:
+    """Raise :class:`simclr.PluginError` when ``split``'s first image breaks the dataset contract (uint8
+    ``[3, image_size, image_size]``): a wrong ``image_size`` or layout would otherwise fail far from its cause,
+    or not at all. Called where a split is first used, so a lazily loaded split is not loaded for nothing."""
+    size = dataset.image_size
+    if len(split) == 0:
+        return
+    image = split[0][0]
+    if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and tuple(image.shape) == (3, size, size):
+        return
+    found = f"{image.dtype} {list(image.shape)}" if isinstance(image, torch.Tensor) else type(image).__name__
+    raise PluginError(
+        f"dataset '{name}' ({type(dataset).__name__}): the images of its {which} split are {found}, but with "
+        f"image_size {size} they must be uint8 [3, {size}, {size}]"
+    )
 
 
 class TensorSplit(Dataset):

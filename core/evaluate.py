@@ -23,7 +23,7 @@ from torch.utils.data import Subset
 
 from simclr.checkpoint import load_checkpoint
 from simclr.config import experiment_from_dict
-from simclr.data import ImageDataset
+from simclr.data import ImageDataset, check_split_images
 from simclr.distributed import gather_shards, world_size
 from simclr.errors import UserError
 from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features
@@ -197,6 +197,8 @@ def _splits(dataset: ImageDataset, name: str) -> tuple[Any, Any]:
         )
     if len(splits[0]) == 0 or len(splits[1]) == 0:
         raise UserError(f"dataset '{name}' has an empty evaluation split")
+    for split, which in zip(splits, ("labelled train", "labelled test"), strict=True):
+        check_split_images(dataset, split, which, name)
     return splits
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from simclr import config as config_module
 from simclr.checkpoint import load_checkpoint, remove_partial_writes, save_checkpoint
+from simclr.data import check_split_images
 from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm
 from simclr.errors import SimCLRError, TrainingError, UserError
 from simclr.metrics import MetricTracker
@@ -123,6 +124,7 @@ class Trainer:
             check_new_run_dir(run_dir, overwrite)
         seed_everything(train.seed)
         self.dataset = experiment.data.dataset.build()
+        check_split_images(self.dataset, self.dataset.pretrain_split(), "pre-training", experiment.data.dataset.name)
         if experiment.eval.after_train and self.dataset.eval_splits() is None:
             raise UserError(
                 f"eval.after_train is true but dataset '{experiment.data.dataset.name}' has no labelled train/test "

@@ -385,3 +385,42 @@ def test_stl10_missing_or_corrupted_files_are_user_errors(tmp_path):
 
 def test_every_builtin_dataset_is_registered():
     assert {"cifar10", "stl10", "image_folder", "digits", "synthetic"} <= set(simclr.names("dataset"))
+
+
+def test_a_dataset_whose_images_break_its_image_size_is_a_plugin_error():
+    from simclr.data import InMemoryImageDataset, TensorSplit, check_split_images
+
+    class Declares33(InMemoryImageDataset):
+        image_size = 33  # but its images are 32 px
+        class_names: list[str] = []
+
+    dataset = Declares33(TensorSplit(torch.zeros(4, 3, 32, 32, dtype=torch.uint8)))
+    with pytest.raises(simclr.PluginError, match=r"pre-training split are torch.uint8 \[3, 32, 32\], but with "):
+        check_split_images(dataset, dataset.pretrain_split(), "pre-training", "mine")
+    dataset.image_size = 32
+    check_split_images(dataset, dataset.pretrain_split(), "pre-training", "mine")
+    floats = InMemoryImageDataset(TensorSplit(torch.zeros(4, 3, 32, 32, dtype=torch.uint8)))
+    floats.image_size = 32
+    floats.pretrain = [(torch.zeros(3, 32, 32), -1)]
+    with pytest.raises(simclr.PluginError, match=r"dataset 'mine' .* are torch.float32 \[3, 32, 32\]"):
+        check_split_images(floats, floats.pretrain_split(), "pre-training", "mine")
+
+
+def test_training_checks_the_pretraining_images_against_the_image_size(tmp_path, monkeypatch):
+    from simclr import config
+    from simclr.trainer import Trainer
+
+    experiment = config.experiment_from_dict(
+        {
+            "data": {"dataset": {"name": "synthetic", "image_size": 16, "count": 64}, "batch_size": 32},
+            "model": {"backbone": {"name": "small_resnet"}},
+            "loss": {"name": "nt_xent"},
+            "optimizer": {"name": "adam"},
+            "train": {"epochs": 1, "device": "cpu"},
+        }
+    )
+    get_item = simclr.data.TensorSplit.__getitem__
+    monkeypatch.setattr(simclr.data.TensorSplit, "__getitem__", lambda self, i: (get_item(self, i)[0][:, :15], -1))
+    with pytest.raises(simclr.PluginError, match=r"dataset 'synthetic' .*uint8 \[3, 15, 16\], but with image_size 16"):
+        Trainer(experiment, tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run").exists()

@@ -145,6 +145,8 @@ def image_tree(tmp_path: Path) -> Path:
 def test_image_folder_reads_nested_images_and_skips_broken_ones_with_one_warning(image_tree, caplog):
     with caplog.at_level(logging.WARNING, logger="simclr"):
         dataset = simclr.create("dataset", "image_folder", train=str(image_tree), image_size=16)
+        dataset.pretrain_split()
+        dataset.pretrain_split()  # read once
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "skipped 2 files" in warnings[0].getMessage()
     images = dataset.pretrain_tensor()
@@ -263,9 +265,21 @@ def test_image_folder_without_images_names_the_folder(tmp_path):
     (empty / "sub").mkdir(parents=True)
     (empty / "sub" / "readme.txt").write_text("no images here")
     with pytest.raises(simclr.UserError, match=f"no readable images in {empty}"):
-        simclr.create("dataset", "image_folder", train=str(empty))
+        simclr.create("dataset", "image_folder", train=str(empty)).pretrain_split()
     with pytest.raises(simclr.UserError, match="is not a folder"):
-        simclr.create("dataset", "image_folder", train=str(tmp_path / "missing"))
+        simclr.create("dataset", "image_folder", train=str(tmp_path / "missing")).pretrain_split()
+
+
+def test_image_folder_reads_its_pretraining_folder_only_when_it_is_used(tmp_path):
+    """An evaluation needs only the labelled folders: on a laptop the pre-training folder may be absent."""
+    for split in ("eval_train", "eval_test"):
+        for label, colour in (("cat", (200, 0, 0)), ("dog", (0, 200, 0))):
+            save(tmp_path / split / label / "0.png", Image.new("RGB", (8, 8), colour))
+    folders = {split: str(tmp_path / split) for split in ("eval_train", "eval_test")}
+    dataset = simclr.create("dataset", "image_folder", train=str(tmp_path / "elsewhere"), image_size=8, **folders)
+    assert [len(split) for split in dataset.eval_splits()] == [2, 2]
+    with pytest.raises(simclr.UserError, match="elsewhere is not a folder"):
+        dataset.pretrain_split()
 
 
 # --- CIFAR-10 and STL-10 on tiny files in their real formats ------------------------------------------------

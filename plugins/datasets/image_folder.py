@@ -1,12 +1,13 @@
 """A user's own images: a folder (nested or not) to pre-train on, and optional class-per-subfolder folders to
-evaluate on. Every image is decoded, resized and centre-cropped once, when the dataset is built, so a broken
-file is found then (and skipped) rather than in the middle of an epoch."""
+evaluate on. Every image is decoded, resized and centre-cropped once, when its folder is first read (before
+training starts), so a broken file is found then (and skipped) rather than in the middle of an epoch."""
 
 from __future__ import annotations
 
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import torch
 from PIL import Image, ImageOps
 
 import simclr
-from simclr.data import InMemoryImageDataset, TensorSplit
+from simclr.data import ImageDataset, TensorSplit, channel_stats
 
 from .params import ImageFolderParams
 
@@ -73,7 +74,7 @@ def _decode(path: Path, size: int) -> np.ndarray | None:
 
 
 class _Reader:
-    """Decodes files in parallel (PIL releases the GIL) and counts those it had to skip."""
+    """Decodes files in parallel (PIL releases the GIL) and reports, once, those it had to skip."""
 
     def __init__(self, size: int):
         self.size = size
@@ -90,6 +91,15 @@ class _Reader:
             )
         images = torch.from_numpy(np.stack([arrays[i] for i in kept])).permute(0, 3, 1, 2).contiguous()
         return TensorSplit(images, torch.tensor([labels[i] for i in kept], dtype=torch.int64))
+
+    def warn_of_skipped(self) -> None:
+        if self.skipped:
+            examples = ", ".join(str(p) for p in self.skipped[:3])
+            log.warning(
+                "image_folder: skipped %d files that are not readable images or lie outside a class folder (e.g. %s)",
+                len(self.skipped),
+                examples,
+            )
 
 
 def _labelled(folder: Path, class_names: list[str] | None) -> tuple[list[Path], list[int], list[str], list[Path]]:
@@ -134,30 +144,53 @@ def _check_classes(
         )
 
 
-class ImageFolderDataset(InMemoryImageDataset):
+class ImageFolderDataset(ImageDataset):
     """Pre-trains on every readable image below ``train``; evaluates on ``eval_train`` / ``eval_test`` when
-    given. mean and std come from the pre-training images."""
+    given. mean and std come from the pre-training images. The labelled folders are read when the dataset is
+    built, the pre-training folder when it is first used: an evaluation (which normalises as the checkpoint says)
+    needs only the labelled folders, as on a laptop that evaluates a run trained elsewhere."""
 
     def __init__(self, params: ImageFolderParams):
+        self.params = params
         self.image_size = params.image_size
-        reader = _Reader(params.image_size)
-        paths = _files(params.train)
-        pretrain = reader.read(paths, [-1] * len(paths), params.train)
         self.class_names: list[str] = []
-        eval_splits: tuple[TensorSplit, TensorSplit] | None = None
+        self.eval: tuple[TensorSplit, TensorSplit] | None = None
         if params.eval_train is not None and params.eval_test is not None:
+            reader = _Reader(params.image_size)
             paths, labels, self.class_names, loose = _labelled(params.eval_train, None)
             reader.skipped += loose
             eval_train = reader.read(paths, labels, params.eval_train)
             paths, labels, _, loose = _labelled(params.eval_test, self.class_names)
             reader.skipped += loose
-            eval_splits = (eval_train, reader.read(paths, labels, params.eval_test))
-            _check_classes(self.class_names, eval_splits, params.eval_train, params.eval_test)
-        if reader.skipped:
-            examples = ", ".join(str(p) for p in reader.skipped[:3])
-            log.warning(
-                "image_folder: skipped %d files that are not readable images or lie outside a class folder (e.g. %s)",
-                len(reader.skipped),
-                examples,
-            )
-        super().__init__(pretrain, eval_splits)
+            self.eval = (eval_train, reader.read(paths, labels, params.eval_test))
+            _check_classes(self.class_names, self.eval, params.eval_train, params.eval_test)
+            reader.warn_of_skipped()
+
+    @cached_property
+    def pretrain(self) -> TensorSplit:
+        reader = _Reader(self.params.image_size)
+        paths = _files(self.params.train)
+        split = reader.read(paths, [-1] * len(paths), self.params.train)
+        reader.warn_of_skipped()
+        return split
+
+    @cached_property
+    def _stats(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        return channel_stats(self.pretrain.images)
+
+    @property
+    def mean(self) -> tuple[float, float, float]:  # type: ignore[override]
+        return self._stats[0]
+
+    @property
+    def std(self) -> tuple[float, float, float]:  # type: ignore[override]
+        return self._stats[1]
+
+    def pretrain_split(self) -> TensorSplit:
+        return self.pretrain
+
+    def eval_splits(self) -> tuple[TensorSplit, TensorSplit] | None:
+        return self.eval
+
+    def pretrain_tensor(self) -> torch.Tensor:
+        return self.pretrain.images

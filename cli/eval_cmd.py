@@ -34,8 +34,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "logistic regression (linear probe), the same with K labels per class (few-label), and weighted kNN, "
         "beside a randomly initialised backbone of the same architecture. Accuracies are percentages. Writes "
         "eval.json into the run directory (eval-<checkpoint>.json for a checkpoint other than the last, "
-        "...-<dataset>.json on another dataset than the run's, ...-<representation>.json for another "
-        "representation than its config's) and caches features under its features/ folder.",
+        "...-<dataset>.json on another dataset than the run's, ...-<size>px.json on its own at another image "
+        "size, ...-<representation>.json for another representation "
+        "than its config's) and caches features under its features/ folder.",
     )
     parser.add_argument("target", type=Path, metavar="RUN_DIR|CHECKPOINT", help="run directory or .pt checkpoint")
     parser.add_argument("--dataset", metavar="NAME", help="evaluate on another dataset (its default params)")

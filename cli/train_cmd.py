@@ -38,7 +38,10 @@ def load(args: argparse.Namespace) -> tuple[config.Experiment, Path]:
         if args.experiment or args.out:
             raise UserError("--resume RUN_DIR continues the experiment stored there: give no EXP.yaml and no --out")
         stored = run_dir_config(args.resume)
-        return config.experiment_from_dict(stored, args.overrides, src=str(args.resume / "config.yaml")), args.resume
+        experiment = config.experiment_from_dict(
+            stored, args.overrides, src=str(args.resume / "config.yaml"), stored=True
+        )
+        return experiment, args.resume
     if not args.experiment:
         raise UserError("give an experiment file (simclr train EXP.yaml) or --resume RUN_DIR")
     experiment = config.load_experiment(args.experiment, args.overrides)

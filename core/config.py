@@ -279,9 +279,10 @@ def _non_finite(data: Any, path: PathKey = ()) -> Iterator[PathKey]:
             yield from _non_finite(value, path + (index,))
 
 
-def validate(data: dict[str, Any], positions: Positions | None = None) -> Experiment:
+def validate(data: dict[str, Any], positions: Positions | None = None, stored: bool = False) -> Experiment:
     """Validate raw experiment data: each component section with its own params model, and the rest with the
-    schema; every problem found is reported together."""
+    schema; every problem found is reported together. ``stored``: a run's stored config, spared the checks that
+    only concern a new run (:func:`simclr.schema.is_stored`)."""
     positions = positions or {}
     non_finite = _non_finite_issues(_non_finite(data), positions)
     issues: list[ConfigIssue] = []
@@ -293,7 +294,7 @@ def validate(data: dict[str, Any], positions: Positions | None = None) -> Experi
         else:
             resolved[path] = result
     try:
-        experiment = Experiment.model_validate(data)
+        experiment = Experiment.model_validate(data, context={"stored": stored})
     except ValidationError as exc:
         issues = validation_issues(exc, (), positions, Experiment) + issues
     if issues or non_finite:
@@ -342,12 +343,15 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     return validate(data, positions)
 
 
-def experiment_from_dict(data: dict[str, Any], overrides: list[str] | None = None, src: str = "") -> Experiment:
-    """Validate an experiment held as a dict (e.g. the ``config`` stored in a checkpoint)."""
+def experiment_from_dict(
+    data: dict[str, Any], overrides: list[str] | None = None, src: str = "", stored: bool = False
+) -> Experiment:
+    """Validate an experiment held as a dict; ``stored``: a run's own config (its config.yaml or the ``config`` in
+    its checkpoint), made by a version of simclr whose checks may have been looser."""
     data = yaml.safe_load(yaml.safe_dump(data))
     positions: Positions = {(): src} if src else {}
     apply_overrides(data, positions, overrides or [])
-    return validate(data, positions)
+    return validate(data, positions, stored)
 
 
 def resolved_dict(experiment: Experiment) -> dict[str, Any]:

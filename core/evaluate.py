@@ -66,8 +66,8 @@ def eval_path(
     last checkpoint evaluated as its config says (its own dataset at its training image size, and its
     ``eval.representation``), the file :mod:`simclr.report` and :mod:`simclr.sweep` read; ``eval-<checkpoint>.json``
     for any other checkpoint file, ``...-<dataset>`` when evaluated on another ``dataset`` than the one trained on,
-    ``...-<image_size>px`` at another image size and ``...-<representation>`` for another ``representation`` than
-    the config's, so none of these replaces the run's own result."""
+    ``...-<image_size>px`` for its own dataset at another image size and ``...-<representation>`` for another
+    ``representation`` than the config's, so none of these replaces the run's own result."""
     checkpoint, out_dir = resolve_target(target)
     parts = [] if checkpoint.name == LAST_CHECKPOINT and checkpoint.parent.name == CHECKPOINTS else [checkpoint.stem]
     parts += [dataset] if dataset is not None else []
@@ -111,7 +111,7 @@ def _experiment(state: dict[str, Any], checkpoint: Path, dataset: str | None, ov
         raise UserError(f"{checkpoint}: the checkpoint holds no model weights and config; was it written by simclr?")
     if dataset:
         config = {**config, "data": {**config["data"], "dataset": {"name": dataset}}}
-    return experiment_from_dict(config, list(overrides), src=f"{checkpoint} (stored config)")
+    return experiment_from_dict(config, list(overrides), src=f"{checkpoint} (stored config)", stored=True)
 
 
 def _output_file(
@@ -119,16 +119,18 @@ def _output_file(
 ) -> Path:
     """:func:`eval_path` for an evaluation of ``used`` (the stored config with the evaluation's changes) on images
     of ``image_sizes`` = (trained on, evaluated on): another dataset is another name (the same dataset at another
-    path is still the run's own, as when a run trained on a GPU machine is evaluated on a laptop), and so are
-    another image size and another representation than the config's ``eval`` one."""
+    path is still the run's own, as when a run trained on a GPU machine is evaluated on a laptop), and so are the
+    run's own dataset at another image size (another dataset's size is its own) and another representation than
+    the config's ``eval`` one."""
     stored_dataset = stored_config.get("data", {}).get("dataset", {}).get("name")
     default_representation = EvalConfig.model_fields["representation"].default
     stored_representation = stored_config.get("eval", {}).get("representation", default_representation)
     trained_size, evaluated_size = image_sizes
+    own_dataset = used.data.dataset.name == stored_dataset
     return eval_path(
         target,
-        None if used.data.dataset.name == stored_dataset else used.data.dataset.name,
-        None if evaluated_size == trained_size else evaluated_size,
+        None if own_dataset else used.data.dataset.name,
+        None if evaluated_size == trained_size or not own_dataset else evaluated_size,
         None if representation == stored_representation else representation,
     )
 
@@ -289,7 +291,7 @@ def evaluate_run(
     train_split, test_split = _splits(data, experiment.data.dataset.name)
     image_size = state.get("image_size", data.image_size)
     mean, std = _normalisation(state, data)
-    labelled_data = data.eval_fingerprint()
+    labelled_data = data.eval_fingerprint() if cache else None  # the hashes key the cache only
     common = {  # the labelled images themselves where the dataset can hash them, else its settings
         "dataset": labelled_data or experiment.data.dataset.model_dump(mode="json"),
         "normalisation": [mean, std],
@@ -319,7 +321,7 @@ def evaluate_run(
     pretrained_key = {
         **common,
         "model": "pretrained",
-        "weights": tensors_fingerprint(state["model"]),
+        "weights": tensors_fingerprint(state["model"]) if cache else None,
     }
     pretrained = cached_features(
         cache_dir,

@@ -88,6 +88,7 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
     row: dict[str, Any] = {
         "run": record.get("name") or (relative if relative != "." else run_dir.resolve().name),
         "dir": relative,
+        "path": str(run_dir),  # as reached from the current folder
         "status": "finished" if result else "failed",
         "error": "" if result else record.get("error", ""),
         "backbone": config.get("model", {}).get("backbone", {}).get("name", ""),
@@ -189,7 +190,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     notes = [f"- {row['run']} failed: {row['error'] or 'see its run directory'}" for row in rows if row["error"]]
     notes += [
         f"- {row['run']} was evaluated at epoch {row['epochs']} and has since trained to epoch "
-        f"{row['trained_epochs']}: `simclr eval {row['dir']}` updates it"
+        f"{row['trained_epochs']}: `simclr eval {row['path']}` updates it"
         for row in rows
         if _stale(row)
     ]

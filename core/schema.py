@@ -66,6 +66,12 @@ class CallbackSection(ComponentSection):
     kind: ClassVar[str] = "callback"
 
 
+def is_stored(info: ValidationInfo) -> bool:
+    """Whether the config being validated is a run's stored one (its config.yaml or checkpoint), which checks
+    added after the run was made must not lock out of evaluation or resume."""
+    return bool(info.context and info.context.get("stored"))
+
+
 class AugmentConfig(Strict):
     """The SimCLR view pipeline. Fields left unset (null) take the dataset's default, then the paper's."""
 
@@ -95,7 +101,7 @@ class AugmentConfig(Strict):
     @field_validator("crop_ratio", "blur_sigma")
     @classmethod
     def _positive_range(cls, value: tuple[float, float], info: ValidationInfo) -> tuple[float, float]:
-        if not 0 < value[0] <= value[1]:
+        if not 0 < value[0] <= value[1] and not is_stored(info):
             raise ValueError(f"{info.field_name} must be (low, high) with 0 < low <= high")
         return value
 
@@ -208,7 +214,9 @@ class Experiment(Strict):
 
     @field_validator("name")
     @classmethod
-    def _folder_name(cls, value: str | None) -> str | None:
+    def _folder_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if is_stored(info):
+            return value
         if value is not None and (value.strip() in ("", ".", "..") or "/" in value or "\\" in value):
             raise ValueError(
                 "the run name names one folder under runs/ (no '/', not '.' or '..'); "

@@ -199,7 +199,8 @@ class Trainer:
             "device": str(self.runtime.device),
             "feature_dim": self.model.feature_dim,
             "image_size": self.dataset.image_size,
-            "normalisation": {"mean": list(self.dataset.mean), "std": list(self.dataset.std)},
+            # plain floats: a plugin's numpy or tensor values would make the file unreadable with weights_only
+            "normalisation": {key: [float(v) for v in getattr(self.dataset, key)] for key in ("mean", "std")},
             "last_finite_loss": self.last_finite_loss,
             "epoch_progress": self.epoch_progress,
             "torch_version": str(torch.__version__),

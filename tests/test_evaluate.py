@@ -333,6 +333,10 @@ def test_a_dataset_changed_with_set_never_replaces_the_runs_own_eval_json(run_co
     assert result["dataset"] == "synthetic" and result["file"] == "eval-synthetic.json"
     assert json.loads((run_copy / "eval-synthetic.json").read_text()) == result
     assert json.loads((run_copy / EVAL_FILE).read_text()) == {"own": True}
+    # another dataset at its own size is named by the dataset alone
+    other_size = "data.dataset={name: synthetic, image_size: 24, count: 200, num_classes: 3}"
+    result = evaluate_run(run_copy, overrides=[other_size], baseline=False, ks=[1], progress=False)
+    assert result["file"] == "eval-synthetic.json" and result["image_size"] == 24
     # the run's own dataset at another image size is a resolution transfer, not the run's own evaluation
     result = evaluate_run(run_copy, overrides=["data.dataset.image_size=12"], baseline=False, ks=[1], progress=False)
     assert result["file"] == "eval-12px.json" and result["image_size"] == 12

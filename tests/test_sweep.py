@@ -319,7 +319,8 @@ def test_report_marks_a_run_that_trained_on_after_its_evaluation(tmp_path):
     assert lines[3].startswith("| resumed | resnet18 | nt_xent |  | adam | 128 | 2 (trained 4) | 55.0 |")
     assert (
         lines[5]
-        == "- resumed was evaluated at epoch 2 and has since trained to epoch 4: `simclr eval resumed` updates it"
+        == f"- resumed was evaluated at epoch 2 and has since trained to epoch 4: `simclr eval {root / 'resumed'}` "
+        "updates it"
     )
     with open(root / "report.csv") as handle:
         assert {r["run"]: (r["epochs"], r["trained_epochs"]) for r in csv.DictReader(handle)} == {

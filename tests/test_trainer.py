@@ -146,6 +146,40 @@ def test_a_resume_that_trains_on_says_the_runs_evaluation_is_of_an_earlier_epoch
     assert "is the evaluation of epoch" not in capsys.readouterr().err
 
 
+def test_a_run_made_before_a_check_was_added_still_resumes_and_evaluates(tmp_path):
+    """A run name with a folder in it (accepted before) and a blur sigma range starting at 0 (unused with blur
+    off) in a run's stored config do not lock the run out; a new experiment with them is refused."""
+    from simclr.cli.main import main
+    from simclr.evaluate import evaluate_run
+
+    run = tmp_path / "run"
+    Trainer(tiny(["train.epochs=1", "data.augment.blur=false"]), run, show_progress=False).fit()
+    stored = yaml.safe_load((run / "config.yaml").read_text())
+    stored["name"] = "ablations/tau"
+    stored["data"]["augment"]["blur_sigma"] = [0.0, 2.0]
+    (run / "config.yaml").write_text(yaml.safe_dump(stored))
+    state = load_checkpoint(run)
+    save_checkpoint({**state, "config": stored}, run / "checkpoints" / "last.pt")
+    assert main(["train", "--resume", str(run), "--set", "train.epochs=2", "--no-progress"]) == 0
+    assert load_checkpoint(run)["epoch"] == 2
+    assert evaluate_run(run, overrides=["data.dataset.num_classes=2"], ks=[1], baseline=False, progress=False)
+    with pytest.raises(config.ConfigError, match="no '/'"):
+        config.experiment_from_dict(stored)
+
+
+def test_a_plugins_numpy_normalisation_is_stored_as_plain_floats(tmp_path):
+    """weights_only loading refuses numpy scalars: the checkpoint must still be readable."""
+    import numpy as np
+
+    trainer = Trainer(tiny(["train.epochs=1"]), tmp_path / "run", show_progress=False)
+    trainer.dataset.mean = tuple(np.float32(v) for v in trainer.dataset.mean)
+    trainer.dataset.std = torch.tensor(trainer.dataset.std)
+    trainer.fit()
+    stored = load_checkpoint(tmp_path / "run")["normalisation"]
+    assert all(type(v) is float for v in stored["mean"] + stored["std"])
+    assert stored["mean"] == pytest.approx([float(v) for v in trainer.dataset.mean])
+
+
 class SignalOnCall(torch.nn.Module):
     """A loss that sends this process SIGINT during its ``call``-th call: in the middle of a step, not at a log."""
 

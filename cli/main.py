@@ -9,6 +9,7 @@ import argparse
 import logging
 import os
 import sys
+import traceback
 
 from simclr import __version__
 from simclr.cli import bench_cmd, config_cmd, eval_cmd, export_cmd, plugins_cmd, report_cmd, sweep_cmd, train_cmd
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except SimCLRError as exc:
         if os.environ.get("SIMCLR_DEBUG"):
-            raise
+            traceback.print_exc()  # the traceback as well, with the same exit status
         error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:

@@ -60,6 +60,26 @@ class RunContext:
         return self.runtime.is_main
 
 
+def loss_output_problem(loss: Any, diagnostics: Any) -> str | None:
+    """What breaks the loss contract in one call's outputs, from their types and shapes alone (no device sync):
+    a scalar tensor, and a dict of 0-dim tensors as ``diagnostics``."""
+
+    def described(value: Any) -> str:
+        return f"a tensor of shape {list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        return f"returned {described(loss)}; a loss returns a scalar (0-dim) torch.Tensor, e.g. the batch mean"
+    if not isinstance(diagnostics, dict):
+        return f"has diagnostics of type {type(diagnostics).__name__}; they must be a dict of 0-dim tensors"
+    for key, value in diagnostics.items():
+        if not isinstance(value, torch.Tensor) or value.dim() != 0:
+            return (
+                f"has diagnostics['{key}'] = {described(value)}; each diagnostic is a 0-dim tensor left on the "
+                "device (no .item(): the trainer reads them every train.log_every steps)"
+            )
+    return None
+
+
 def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
     """Give each per-parameter state tensor (momentum, Adam's moments) its parameter's memory layout.
     ``load_state_dict`` moves state to the parameter's device and dtype but keeps the saved strides, so a run
@@ -139,6 +159,7 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.loss_fn = experiment.loss.build().to(self.runtime.device)
+        self.loss_checked = False
         self.optimizer = experiment.optimizer.build(model)
         self.stream = ViewStream(self.dataset, experiment.data, self.runtime, train.seed)
         self.steps_per_epoch = self.stream.steps_per_epoch
@@ -424,6 +445,13 @@ class Trainer:
             projections = self.forward(torch.cat([view1, view2]))
         z1, z2 = projections.chunk(2)
         loss = self.loss_fn(gather_with_grad(z1), gather_with_grad(z2))
+        if not self.loss_checked:  # once: a plugin's mistake gets a message, not a traceback from backward()
+            problem = loss_output_problem(loss, getattr(self.loss_fn, "diagnostics", {}))
+            if problem:
+                name = self.experiment.loss.name
+                provider = plugin_system().registry.get("loss", name).provider
+                raise TrainingError(f"loss '{name}' from {provider} {problem}")
+            self.loss_checked = True
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)

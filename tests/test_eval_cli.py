@@ -95,6 +95,13 @@ def test_eval_json_flags_override_the_config(run_dir, capsys, monkeypatch):
     assert set(data["few_label"]) == {"1", "2"}
 
 
+def test_simclr_debug_adds_the_traceback_and_keeps_the_exit_status(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SIMCLR_DEBUG", "1")
+    assert main(["eval", str(tmp_path / "no-such-run")]) == 2
+    stderr = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in stderr and "no such checkpoint" in stderr
+
+
 def test_missing_and_corrupted_checkpoints_exit_2(tmp_path, run_dir):
     missing = run_simclr("eval", str(tmp_path / "no-such-run"))
     assert missing.returncode == 2

@@ -180,6 +180,45 @@ def test_a_plugins_numpy_normalisation_is_stored_as_plain_floats(tmp_path):
     assert stored["mean"] == pytest.approx([float(v) for v in trainer.dataset.mean])
 
 
+class Misbehaving(torch.nn.Module):
+    """A loss plugin's mistakes: a per-sample loss, a Python float, diagnostics read back or not scalar."""
+
+    def __init__(self, mistake: str):
+        super().__init__()
+        self.mistake = mistake
+        self.diagnostics: dict = {}
+
+    def forward(self, z1, z2):
+        per_sample = (z1 - z2).pow(2).sum(dim=1)
+        if self.mistake == "float":
+            return 1.0
+        self.diagnostics = {"pos_sim": per_sample.mean().item()} if self.mistake == "item" else {}
+        self.diagnostics |= {"gap": per_sample} if self.mistake == "vector_diagnostic" else {}
+        return per_sample if self.mistake == "per_sample" else per_sample.mean()
+
+
+@pytest.mark.parametrize(
+    ("mistake", "message"),
+    [
+        ("per_sample", r"returned a tensor of shape \[32\]; a loss returns a scalar \(0-dim\) torch.Tensor"),
+        ("float", "returned float; a loss returns a scalar"),
+        ("item", r"has diagnostics\['pos_sim'\] = float; each diagnostic is a 0-dim tensor left on the device"),
+        ("vector_diagnostic", r"has diagnostics\['gap'\] = a tensor of shape \[32\]"),
+    ],
+)
+def test_a_loss_that_breaks_the_contract_is_named_with_what_it_returned(tmp_path, mistake, message):
+    trainer = Trainer(tiny(), tmp_path / "run", show_progress=False)
+    trainer.loss_fn = Misbehaving(mistake)
+    with pytest.raises(TrainingError, match=rf"loss 'nt_xent' from plugin 'losses' \(distribution simclr .*{message}"):
+        trainer.fit()
+
+
+def test_a_loss_that_keeps_the_contract_passes_the_check(tmp_path):
+    trainer = Trainer(tiny(["train.epochs=1"]), tmp_path / "run", show_progress=False)
+    trainer.loss_fn = Misbehaving("none")
+    assert math.isfinite(trainer.fit()["loss"]) and trainer.loss_checked
+
+
 class SignalOnCall(torch.nn.Module):
     """A loss that sends this process SIGINT during its ``call``-th call: in the middle of a step, not at a log."""
 

@@ -76,32 +76,36 @@ class PluginSystem:
         ``callback 'plots' (from train.callbacks)``. A hook method that would never be called (not marked with
         ``@simclr.hookimpl``, or not named after a lifecycle hook) is warned about."""
         self.labels[name] = label or f"callback object '{name}'"
-        for problem in lifecycle_hook_problems(self.manager, obj):
+        for problem in hook_problems(self.manager, obj):
             log.warning("%s: %s", self.labels[name], problem)
         self.manager.register(obj, name=name)
 
 
 LIFECYCLE_HOOKS = sorted(name for name in vars(hookspecs) if name.startswith("simclr_on_"))
+#: every hook a plugin module may implement: the registration hooks and the lifecycle hooks
+PLUGIN_HOOKS = sorted(name for name in vars(hookspecs) if name.startswith("simclr_"))
 
 
-def lifecycle_hook_problems(manager: pluggy.PluginManager, obj: Any) -> list[str]:
-    """Why some of ``obj``'s ``simclr_*`` methods would never be called, or why it would do nothing at all."""
-    problems, hooks = [], 0
+def hook_problems(manager: pluggy.PluginManager, obj: Any, hooks: list[str] = LIFECYCLE_HOOKS) -> list[str]:
+    """Why some of ``obj``'s ``simclr_*`` functions or methods would never be called, or why it would do nothing
+    at all; ``hooks`` are the hooks ``obj`` may implement (a callback object: the lifecycle hooks)."""
+    what = "lifecycle hook" if hooks == LIFECYCLE_HOOKS else "hook"
+    problems, implemented = [], 0
     for attr in sorted(dir(obj)):
         opts = manager.parse_hookimpl_opts(obj, attr) if not attr.startswith("__") else None
         hook = (opts.get("specname") or attr) if opts is not None else attr  # @hookimpl(specname=...) renames
-        if opts is not None and hook in LIFECYCLE_HOOKS:
-            hooks += 1
-        elif opts is None and hook in LIFECYCLE_HOOKS:
+        if opts is not None and hook in hooks:
+            implemented += 1
+        elif opts is None and hook in hooks:
             problems.append(f"{attr} is not marked with @simclr.hookimpl, so it is never called; decorate it")
         elif opts is not None:
-            close = difflib.get_close_matches(hook, LIFECYCLE_HOOKS, n=1)
-            hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(LIFECYCLE_HOOKS)}"
-            problems.append(f"{hook} is not a lifecycle hook, so it is never called; {hint}")
-    if not hooks and not problems:
+            close = difflib.get_close_matches(hook, hooks, n=1)
+            hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(hooks)}"
+            problems.append(f"{hook} is not a {what}, so it is never called; {hint}")
+    if not implemented and not problems:
         problems.append(
-            f"it has no lifecycle hook, so it does nothing; give it methods named {', '.join(LIFECYCLE_HOOKS)} "
-            "marked with @simclr.hookimpl"
+            f"it has no {what}, so it does nothing; give it functions named {', '.join(hooks)} marked with "
+            "@simclr.hookimpl"
         )
     return problems
 
@@ -162,6 +166,8 @@ def load_plugins(entry_points: list[importlib.metadata.EntryPoint] | None = None
             registry.reject(added, f"{provider} failed to register: {failure['error']}")
             continue
         system.labels[entry_point.name] = str(provider)
+        for problem in hook_problems(manager, plugin, PLUGIN_HOOKS):
+            log.warning("%s: %s", provider, problem)
     return system
 
 

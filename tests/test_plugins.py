@@ -53,6 +53,41 @@ def test_third_party_component_is_built_and_validated(tmp_path, monkeypatch):
         component.validate({"scale": -1}, path="loss")
 
 
+MISSPELLED_MODULE = """
+import simclr
+
+@simclr.hookimpl
+def simclr_register_loss(registry):
+    registry.add("never", object, None, "never registered")
+
+def simclr_on_log(run, record):
+    pass
+
+@simclr.hookimpl
+def simclr_on_epoch_ends(run, epoch, record):
+    pass
+"""
+
+
+def test_a_plugin_modules_hooks_that_would_never_be_called_are_warned_about(tmp_path, monkeypatch, caplog):
+    modules = {"typos": MISSPELLED_MODULE, "empty": "import simclr\n", "good": GOOD_LOSS}
+    eps = make_distribution(tmp_path, "simclr-plugin-typos", modules, monkeypatch=monkeypatch)
+    with caplog.at_level("WARNING", logger="simclr"):
+        system = load_plugins(builtin_entry_points() + eps)
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    typos = "plugin 'typos' (distribution simclr-plugin-typos 1.0): "
+    assert sorted(warnings) == sorted(
+        [
+            typos + "simclr_on_epoch_ends is not a hook, so it is never called; did you mean simclr_on_epoch_end?",
+            typos + "simclr_on_log is not marked with @simclr.hookimpl, so it is never called; decorate it",
+            typos + "simclr_register_loss is not a hook, so it is never called; did you mean simclr_register_losses?",
+            "plugin 'empty' (distribution simclr-plugin-typos 1.0): it has no hook, so it does nothing; give it "
+            f"functions named {', '.join(plugin_manager.PLUGIN_HOOKS)} marked with @simclr.hookimpl",
+        ]
+    )
+    assert "scaled_distance" in system.registry.names("loss")  # the good plugin and the built-ins are unaffected
+
+
 def test_broken_import_and_registration_are_isolated(tmp_path, monkeypatch):
     eps = make_distribution(
         tmp_path,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
@@ -279,15 +279,20 @@ def _non_finite(data: Any, path: PathKey = ()) -> Iterator[PathKey]:
             yield from _non_finite(value, path + (index,))
 
 
-def validate(data: dict[str, Any], positions: Positions | None = None, stored: bool = False) -> Experiment:
+def validate(
+    data: dict[str, Any], positions: Positions | None = None, stored: bool = False, skip_kinds: Collection[str] = ()
+) -> Experiment:
     """Validate raw experiment data: each component section with its own params model, and the rest with the
     schema; every problem found is reported together. ``stored``: a run's stored config, spared the checks that
-    only concern a new run (:func:`simclr.schema.is_stored`)."""
+    only concern a new run (:func:`simclr.schema.is_stored`). ``skip_kinds``: component kinds left unresolved
+    (an evaluation builds no loss, optimizer or callback, whose plugins need not be installed where it runs)."""
     positions = positions or {}
     non_finite = _non_finite_issues(_non_finite(data), positions)
     issues: list[ConfigIssue] = []
     resolved: dict[PathKey, BaseModel] = {}
     for path, kind, raw in _raw_sections(Experiment, data):
+        if kind in skip_kinds:
+            continue
         result = _validate_section(kind, raw, path, positions)
         if isinstance(result, list):
             issues += result
@@ -308,6 +313,8 @@ def validate(data: dict[str, Any], positions: Positions | None = None, stored: b
         names = plugin_system().registry.defaults(CallbackSection.kind)
         experiment.train.callbacks = [CallbackSection(name=name) for name in names]
     for path, section in _component_sections(experiment):
+        if section.kind in skip_kinds:
+            continue
         if path not in resolved:  # a section that came from a schema default, not from the file
             result = _validate_section(section.kind, {"name": section.name, **section.raw_params()}, path, positions)
             if isinstance(result, list):
@@ -344,14 +351,19 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
 
 
 def experiment_from_dict(
-    data: dict[str, Any], overrides: list[str] | None = None, src: str = "", stored: bool = False
+    data: dict[str, Any],
+    overrides: list[str] | None = None,
+    src: str = "",
+    stored: bool = False,
+    skip_kinds: Collection[str] = (),
 ) -> Experiment:
     """Validate an experiment held as a dict; ``stored``: a run's own config (its config.yaml or the ``config`` in
-    its checkpoint), made by a version of simclr whose checks may have been looser."""
+    its checkpoint), made by a version of simclr whose checks may have been looser; ``skip_kinds``: as
+    :func:`validate`."""
     data = yaml.safe_load(yaml.safe_dump(data))
     positions: Positions = {(): src} if src else {}
     apply_overrides(data, positions, overrides or [])
-    return validate(data, positions, stored)
+    return validate(data, positions, stored, skip_kinds)
 
 
 def resolved_dict(experiment: Experiment) -> dict[str, Any]:

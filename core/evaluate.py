@@ -93,6 +93,8 @@ def resolve_eval_device(name: str) -> torch.device:
     return device
 
 
+#: the component kinds an evaluation does not build: their plugins need not be installed where it runs
+NOT_EVALUATED = ("loss", "miner", "optimizer", "callback")
 #: the config keys `simclr eval --set` may change: the model and its training are the checkpoint's
 EVAL_OVERRIDABLE = ("data", "eval", "train.seed")
 
@@ -111,7 +113,9 @@ def _experiment(state: dict[str, Any], checkpoint: Path, dataset: str | None, ov
         raise UserError(f"{checkpoint}: the checkpoint holds no model weights and config; was it written by simclr?")
     if dataset:
         config = {**config, "data": {**config["data"], "dataset": {"name": dataset}}}
-    return experiment_from_dict(config, list(overrides), src=f"{checkpoint} (stored config)", stored=True)
+    return experiment_from_dict(
+        config, list(overrides), src=f"{checkpoint} (stored config)", stored=True, skip_kinds=NOT_EVALUATED
+    )
 
 
 def _output_file(

@@ -217,8 +217,8 @@ def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
     if differ == [EPOCHS_KEY] and isinstance(trained, int) and trained > wanted[EPOCHS_KEY]:
         return (
             f"{run_dir} was trained on to train.epochs={trained}, more than {wanted[EPOCHS_KEY]}: a sweep extended "
-            f"with --set train.epochs={trained} needs it on every later run too (or put train.epochs: {trained} "
-            "in the sweep file's set:)"
+            f"with --set train.epochs={trained} needs it on every later run too (or add train.epochs={trained} "
+            "to the sweep file's set: list)"
         )
     shown = ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else "")
     return (

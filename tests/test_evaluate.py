@@ -19,7 +19,7 @@ from simclr import features as features_module
 from simclr.checkpoint import load_checkpoint, save_checkpoint
 from simclr.config import experiment_from_dict, load_experiment, resolved_dict
 from simclr.data import InMemoryImageDataset, TensorSplit
-from simclr.errors import UserError
+from simclr.errors import ConfigError, UserError
 from simclr.evaluate import EVAL_FILE, evaluate_run, extract_features, knn_monitor
 from simclr.export import export_backbone
 from simclr.features import FeatureSet, cache_key, cached_features
@@ -378,6 +378,22 @@ def test_an_evaluation_normalises_inputs_as_the_network_was_trained(run_copy, mo
     seen.clear()
     evaluate_run(run_copy, baseline=False, ks=[1], progress=False, cache=False)
     assert seen == [(pytest.approx(dataset.mean), pytest.approx(dataset.std))] * 2
+
+
+def test_a_run_evaluates_where_its_loss_optimizer_and_callback_plugins_are_not_installed(evaluated, run_copy):
+    """Trained with plugins on a GPU machine, evaluated on a laptop that has only simclr: the evaluation builds
+    the backbone alone."""
+    state = load_checkpoint(run_copy)
+    state["config"]["loss"] = {"name": "debiased", "temperature": 0.5, "tau_plus": 0.1}
+    state["config"]["optimizer"] = {"name": "shampoo", "lr": 0.01}
+    state["config"]["train"]["callbacks"] = [{"name": "wandb", "project": "x"}]
+    save_checkpoint(state, run_copy / "checkpoints" / "last.pt")
+    result = evaluate_run(run_copy, baseline=False, progress=False)
+    assert result["file"] == EVAL_FILE and result["linear"] == evaluated[1]["linear"]
+    state["config"]["model"]["backbone"] = {"name": "vit_tiny"}  # but the backbone's plugin is needed
+    save_checkpoint(state, run_copy / "checkpoints" / "last.pt")
+    with pytest.raises(ConfigError, match="unknown backbone 'vit_tiny'"):
+        evaluate_run(run_copy, baseline=False, progress=False)
 
 
 def test_another_dataset_evaluates_a_checkpoint_whose_own_dataset_is_not_installed_here(run_copy):

@@ -117,9 +117,15 @@ def test_interrupted_sweep_resumes_and_skips_what_finished(tmp_path, capsys):
     assert main(["sweep", str(sweep), "--out", str(out), "--no-progress", "--set", "train.epochs=2"]) == 0
     assert json.loads((first / "eval.json").read_text())["epoch"] == 2
     assert main(["sweep", str(sweep), "--out", str(out), "--set", "train.epochs=1"]) == 2  # fewer: refused
+    message = " ".join(capsys.readouterr().err.split())
     assert "was trained on to train.epochs=2, more than 1: a sweep extended with --set train.epochs=2 needs it on" in (
-        capsys.readouterr().err
+        message
     )
+    assert "(or add train.epochs=2 to the sweep file's set: list)" in message
+    written = yaml.safe_load(sweep.read_text())  # done as the message says, the sweep is complete
+    sweep.write_text(yaml.safe_dump({**written, "set": [*written.get("set", []), "train.epochs=2"]}))
+    assert main(["sweep", str(sweep), "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((first / "eval.json").read_text())["epoch"] == 2
 
     # a changed setting under an existing run directory is refused before anything runs
     (tmp_path / "base.yaml").write_text(yaml.safe_dump({**BASE, "data": {**BASE["data"], "batch_size": 16}}))

@@ -80,7 +80,8 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
     except (FileNotFoundError, json.JSONDecodeError):
         result = {}
     relative = run_dir.relative_to(root).as_posix()
-    loss, tm = _loss_label(config.get("loss", {}))
+    loss_config = config.get("loss", {})
+    loss, tm = _loss_label(loss_config)
     optimizer = config.get("optimizer", {})
     epochs = _epoch_records(run_dir / "metrics.jsonl")
     seconds = sum(r.get("seconds", 0.0) for r in epochs)
@@ -93,6 +94,7 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
         "error": "" if result else record.get("error", ""),
         "backbone": config.get("model", {}).get("backbone", {}).get("name", ""),
         "loss": loss,
+        "loss_params": {k: v for k, v in loss_config.items() if k != "name"},
         "t_m": tm,
         "optimizer": optimizer.get("name", ""),
         "lr": optimizer.get("lr"),
@@ -145,9 +147,34 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
 
 
+def _distinguishing_params(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per loss label, the params (other than the t/m column's and those named in the label) whose values differ
+    between its runs, e.g. a plugin loss's ``tau_plus`` swept over several runs: the table shows them."""
+    by_label: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_label.setdefault(row["loss"], []).append(row["loss_params"])
+    return {
+        label: sorted(
+            key
+            for key in set().union(*params)
+            if key not in TM_PARAMS and len({json.dumps(p.get(key), sort_keys=True) for p in params}) > 1
+        )
+        for label, params in by_label.items()
+    }
+
+
+def _loss_cell(row: dict[str, Any], shown: list[str]) -> str:
+    if not shown:
+        return row["loss"]
+    values = ", ".join(f"{key}={row['loss_params'].get(key)}" for key in shown)
+    label = row["loss"]
+    return f"{label[:-1]}, {values})" if label.endswith(")") else f"{label} ({values})"
+
+
 def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     """Column headers and text cells of the results table (what report.md and the terminal show)."""
     ks = few_label_ks(rows)
+    distinguishing = _distinguishing_params(rows)
     reported = any(row.get("reported") is not None for row in rows)
     knn_ks = {row["knn_k"] for row in rows if row["knn_k"] is not None}
     knn_header = f"kNN top-1 (k={next(iter(knn_ks))})" if len(knn_ks) == 1 else "kNN top-1"
@@ -162,7 +189,8 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     for row in rows:
         failed = row["status"] == "failed"
         optimizer = row["optimizer"] + (f" {row['lr']:g}" if isinstance(row["lr"], int | float) else "")
-        line = [row["run"], row["backbone"], row["loss"], "" if row["t_m"] is None else str(row["t_m"])]
+        loss = _loss_cell(row, distinguishing[row["loss"]])
+        line = [row["run"], row["backbone"], loss, "" if row["t_m"] is None else str(row["t_m"])]
         epochs = str(row["epochs"] or "")
         if _stale(row):
             epochs += f" (trained {row['trained_epochs']})"
@@ -206,7 +234,8 @@ def _stale(row: dict[str, Any]) -> bool:
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     ks = few_label_ks(rows)
     reported = ["reported"] if any(row.get("reported") is not None for row in rows) else []
-    fields = ["run", "dir", "status", "backbone", "loss", "t_m", "optimizer", "lr", "batch", "epochs", "trained_epochs"]
+    fields = ["run", "dir", "status", "backbone", "loss", "loss_params", "t_m", "optimizer", "lr", "batch", "epochs"]
+    fields += ["trained_epochs"]
     fields += ["representation", "linear_top1", *reported, "linear_top5", *[f"few_label_{k}_top1" for k in ks]]
     fields += ["knn_top1", "knn_k", "baseline_top1", "train_seconds", "images_per_sec", "error"]
     with open(path, "w", newline="") as handle:
@@ -214,6 +243,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writeheader()
         for row in rows:
             flat = {**row, **{f"few_label_{k}_top1": row["few_label"].get(k) for k in ks}}
+            flat["loss_params"] = json.dumps(row["loss_params"], sort_keys=True)
             writer.writerow({key: "" if flat.get(key) is None else flat[key] for key in fields})
 
 

@@ -335,6 +335,33 @@ def test_report_marks_a_run_that_trained_on_after_its_evaluation(tmp_path):
         }
 
 
+def test_report_shows_the_loss_params_that_tell_runs_apart(tmp_path):
+    root = tmp_path / "runs"
+    losses = {
+        "tp0.1": {"name": "debiased", "temperature": 0.5, "tau_plus": 0.1, "normalise": True},
+        "tp0.05": {"name": "debiased", "temperature": 0.5, "tau_plus": 0.05, "normalise": True},
+        "sample3": {"name": "nt_logistic", "temperature": 0.2, "balance": "sample", "negatives_per_positive": 3},
+        "sample1": {"name": "nt_logistic", "temperature": 0.5, "balance": "sample", "negatives_per_positive": 1},
+    }
+    for index, (name, loss) in enumerate(losses.items()):
+        record = {"name": name, "index": index, "status": "trained"}
+        fake_run(root / name, config_of("resnet18", loss, {"name": "adam"}), result_of(50.0, {}, 40.0), [], record)
+    assert main(["report", str(root)]) == 0
+    cells = {
+        line.split(" | ")[0].lstrip("| "): line.split(" | ")[2:4]
+        for line in (root / "report.md").read_text().splitlines()[2:]
+    }
+    assert cells == {
+        "tp0.1": ["debiased (tau_plus=0.1)", "0.5"],  # temperature is in the t/m column, normalise the same
+        "tp0.05": ["debiased (tau_plus=0.05)", "0.5"],
+        "sample3": ["nt_logistic (sample, negatives_per_positive=3)", "0.2"],
+        "sample1": ["nt_logistic (sample, negatives_per_positive=1)", "0.5"],
+    }
+    with open(root / "report.csv") as handle:
+        params = {r["run"]: json.loads(r["loss_params"]) for r in csv.DictReader(handle)}
+    assert params["tp0.05"] == {"temperature": 0.5, "tau_plus": 0.05, "normalise": True}
+
+
 def test_report_of_a_folder_without_results_exits_2(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no eval.json" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from simclr import __version__
 from simclr.cli import bench_cmd, config_cmd, eval_cmd, export_cmd, plugins_cmd, report_cmd, sweep_cmd, train_cmd
 from simclr.cli.output import error
 from simclr.errors import SimCLRError
+from simclr.plugin_manager import warn_of_plugin_failures
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,6 +42,10 @@ def _remember_parsers(parser: argparse.ArgumentParser) -> None:
                 _remember_parsers(subparser)
 
 
+#: the commands that build components: each warns of a plugin that failed to load (`plugins list` shows them)
+BUILDING_COMMANDS = ("train", "eval", "sweep", "bench", "export")
+
+
 def _command_modules() -> list:
     return [train_cmd, eval_cmd, sweep_cmd, report_cmd, export_cmd, bench_cmd, plugins_cmd, config_cmd]
 
@@ -55,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         before_command = unknown[0] in argv and argv.index(unknown[0]) < argv.index(args.command)
         (parser if before_command else args.parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
+        if args.command in BUILDING_COMMANDS and os.environ.get("RANK", "0") == "0":
+            warn_of_plugin_failures()
         return args.func(args)
     except SimCLRError as exc:
         if os.environ.get("SIMCLR_DEBUG"):

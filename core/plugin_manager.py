@@ -171,6 +171,19 @@ def load_plugins(entry_points: list[importlib.metadata.EntryPoint] | None = None
     return system
 
 
+def warn_of_plugin_failures() -> None:
+    """A warning for each plugin that failed to load, before a command builds components: otherwise a run
+    meant to use (or override) one of its components would quietly use what is installed instead."""
+    for failure in plugin_system().registry.failures:
+        log.warning(
+            "plugin '%s' (distribution %s) failed to load, so its components are not available: %s (%s)",
+            failure["plugin"],
+            failure["distribution"],
+            failure["error"],
+            failure["hint"],
+        )
+
+
 def _failure(provider: Provider, stage: str, exc: BaseException, hint: str = "") -> dict[str, str]:
     log.debug("plugin %s failed at %s", provider.plugin, stage, exc_info=exc)
     return {

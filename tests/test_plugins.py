@@ -88,6 +88,24 @@ def test_a_plugin_modules_hooks_that_would_never_be_called_are_warned_about(tmp_
     assert "scaled_distance" in system.registry.names("loss")  # the good plugin and the built-ins are unaffected
 
 
+def test_commands_that_build_components_warn_of_a_plugin_that_failed_to_load(tmp_path, monkeypatch, caplog):
+    from simclr.cli.main import main
+
+    eps = make_distribution(
+        tmp_path, "simclr-plugin-broken", {"broken_import": RAISES_AT_IMPORT}, monkeypatch=monkeypatch
+    )
+    monkeypatch.setattr(plugin_manager, "_system", load_plugins(builtin_entry_points() + eps))
+    with caplog.at_level("WARNING", logger="simclr"):
+        assert main(["eval", str(tmp_path / "no-run")]) == 2
+    assert (
+        "plugin 'broken_import' (distribution simclr-plugin-broken 1.0) failed to load, so its components are not "
+        "available: ImportError: this plugin needs a package that is not installed"
+    ) in caplog.text
+    caplog.clear()
+    assert main(["config", "schema"]) == 0  # builds nothing: `plugins list` is where failures are listed
+    assert "failed to load" not in caplog.text
+
+
 def test_broken_import_and_registration_are_isolated(tmp_path, monkeypatch):
     eps = make_distribution(
         tmp_path,

@@ -256,7 +256,7 @@ def _validate_section(kind: str, raw: dict, path: PathKey, positions: Positions)
         hint = f"; {name_source} kept the section's other keys: replace it whole, e.g. {replace}"
         issues = [
             ConfigIssue(issue.source, issue.path, issue.message + hint)
-            if issue.message.startswith("unknown key")
+            if issue.message.startswith("unknown key") and not issue.source.startswith("--set")  # kept, not given
             else issue
             for issue in issues
         ]

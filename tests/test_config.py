@@ -377,6 +377,15 @@ def test_bad_config_catalogue(tmp_path, case, text, source, path, words):
     assert any(words in m for m in matching), f"{case}: {words!r} not in {matching}"
 
 
+def test_a_misspelled_key_given_with_set_gets_no_hint_about_kept_keys(tmp_path):
+    messages = errors_of(write(tmp_path, GOOD), ["loss.name=margin_triplet", "loss.marginn=0.5"])
+    kept = [m for m in messages if ": loss.temperature:" in m]
+    given = [m for m in messages if ": loss.marginn:" in m]
+    assert len(kept) == 1 and "kept the section's other keys" in kept[0]
+    assert len(given) == 1 and given[0].startswith("--set loss.marginn=0.5") and "did you mean 'margin'" in given[0]
+    assert "kept the section's other keys" not in given[0]
+
+
 def test_several_errors_are_reported_together(tmp_path):
     text = GOOD.replace("temperature: 0.5", "temperature: -1").replace("epochs: 1", "epochs: 0")
     messages = errors_of(write(tmp_path, text))

@@ -318,6 +318,16 @@ def test_other_dataset_and_overrides(run_copy):
     assert not (run_copy / EVAL_FILE).exists()
 
 
+def test_the_knn_settings_reach_the_probe(run_copy, monkeypatch):
+    seen = []
+    probe = evaluate_module.knn_probe
+    monkeypatch.setattr(
+        evaluate_module, "knn_probe", lambda *a, **k: seen.append((k["k"], k["temperature"])) or probe(*a, **k)
+    )
+    evaluate_run(run_copy, overrides=["eval.knn_temperature=0.05"], knn_k=7, ks=[1], baseline=False, progress=False)
+    assert seen == [(7, 0.05)]
+
+
 def test_a_knn_k_above_the_labelled_set_is_capped_with_a_warning(run_copy, caplog):
     overrides = ["data.dataset.image_size=16", "data.dataset.count=40", "data.dataset.num_classes=2"]
     with caplog.at_level("WARNING", logger="simclr"):

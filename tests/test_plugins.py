@@ -263,6 +263,29 @@ def test_lifecycle_hook_error_is_reported_once_unless_strict(tmp_path, monkeypat
         system.call_lifecycle("simclr_on_log", strict=True, run=None, record={"step": 9})
 
 
+def test_simclr_train_strict_stops_on_a_raising_hook_with_exit_status_1(tmp_path, monkeypatch, capsys):
+    """The run-time failure's exit status, end to end: without --strict the run finishes despite the hook."""
+    import yaml
+
+    from simclr.cli.main import main
+
+    eps = make_distribution(tmp_path, "simclr-plugin-noisy", {"noisy": RAISES_IN_LIFECYCLE}, monkeypatch=monkeypatch)
+    monkeypatch.setattr(plugin_manager, "_system", load_plugins(builtin_entry_points() + eps))
+    experiment = {
+        "data": {"dataset": {"name": "synthetic", "image_size": 16, "count": 64}, "batch_size": 32},
+        "model": {"backbone": {"name": "small_resnet", "width": 8}},
+        "loss": {"name": "nt_xent"},
+        "optimizer": {"name": "adam"},
+        "train": {"epochs": 1, "device": "cpu", "callbacks": []},
+    }
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump(experiment))
+    argv = ["train", str(tmp_path / "exp.yaml"), "--no-progress", "--out"]
+    assert main([*argv, str(tmp_path / "strict"), "--strict"]) == 1
+    assert "simclr-plugin-noisy" in capsys.readouterr().err
+    assert main([*argv, str(tmp_path / "lenient")]) == 0
+    assert (tmp_path / "lenient" / "checkpoints" / "last.pt").is_file()
+
+
 def test_lifecycle_error_of_a_config_callback_names_the_callback(caplog):
     system = load_plugins(builtin_entry_points())
 

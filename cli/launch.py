@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from simclr.plugin_manager import PLUGINS_CHECKED_ENV
 
 
 def _is_nproc_option(token: str) -> bool:
@@ -35,7 +38,8 @@ def torchrun_command(argv: list[str], nproc: int, out: Path | None = None) -> li
 def launch_torchrun(argv: list[str], nproc: int, out: Path | None = None) -> int:
     """Run the command under torchrun and return its exit status. Ctrl-C reaches the workers directly (same
     process group): they save a checkpoint and stop, so this process only waits for them."""
-    process = subprocess.Popen(torchrun_command(argv, nproc, out))
+    checked = {**os.environ, PLUGINS_CHECKED_ENV: "1"}  # this process warned of plugin problems already
+    process = subprocess.Popen(torchrun_command(argv, nproc, out), env=checked)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         return process.wait()

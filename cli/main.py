@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         before_command = unknown[0] in argv and argv.index(unknown[0]) < argv.index(args.command)
         (parser if before_command else args.parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
-        if args.command in BUILDING_COMMANDS and os.environ.get("RANK", "0") == "0":
+        if args.command in BUILDING_COMMANDS:
             warn_of_plugin_failures()
         return args.func(args)
     except SimCLRError as exc:

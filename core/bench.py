@@ -75,7 +75,7 @@ def matmul_tflops(device: torch.device, size: int = 8192, repeats: int = 10) -> 
 
 
 def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: str | None = None) -> dict[str, Any]:
-    from simclr.trainer import build_model
+    from simclr.trainer import build_model, check_loss_output
 
     runtime = make_runtime(experiment.train, device)
     seed_everything(experiment.train.seed)
@@ -121,6 +121,9 @@ def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: 
 
     with torch.no_grad(), runtime.autocast():
         z_fixed = [z.detach().float() for z in model(torch.cat(fixed)).chunk(2)]
+
+    loss = loss_fn(*(z.clone().requires_grad_() for z in z_fixed))
+    check_loss_output(loss, loss_fn, experiment.loss.name)
 
     def loss_only() -> None:
         z1, z2 = (z.clone().requires_grad_() for z in z_fixed)

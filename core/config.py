@@ -302,6 +302,8 @@ def validate(
         experiment = Experiment.model_validate(data, context={"stored": stored})
     except ValidationError as exc:
         issues = validation_issues(exc, (), positions, Experiment) + issues
+    if stored:  # what --set gives now is new, and gets every check
+        issues += [issue for issue in _new_run_issues(data, positions) if issue not in issues]
     if issues or non_finite:
         # a non-finite number is reported once, as such, not also as out of its field's range
         flagged = {issue.path for issue in non_finite}
@@ -325,6 +327,16 @@ def validate(
     if coerced:
         raise ConfigError(_non_finite_issues(coerced, positions))
     return experiment
+
+
+def _new_run_issues(data: dict[str, Any], positions: Positions) -> list[ConfigIssue]:
+    """The issues of the values given with --set, checked as in a new experiment."""
+    try:
+        Experiment.model_validate(data, context={"stored": False})
+    except ValidationError as exc:
+        issues = validation_issues(exc, (), positions, Experiment)
+        return [issue for issue in issues if issue.source.startswith("--set")]
+    return []
 
 
 def _non_finite_issues(paths: Iterable[PathKey], positions: Positions) -> list[ConfigIssue]:

@@ -98,7 +98,7 @@ def hook_problems(manager: pluggy.PluginManager, obj: Any, hooks: list[str] = LI
             implemented += 1
         elif opts is None and hook in hooks:
             problems.append(f"{attr} is not marked with @simclr.hookimpl, so it is never called; decorate it")
-        elif opts is not None:
+        elif opts is not None and not opts.get("optionalhook"):  # optionalhook: a hook of a later simclr
             close = difflib.get_close_matches(hook, hooks, n=1)
             hint = f"did you mean {close[0]}?" if close else f"the hooks are {', '.join(hooks)}"
             problems.append(f"{hook} is not a {what}, so it is never called; {hint}")
@@ -166,14 +166,27 @@ def load_plugins(entry_points: list[importlib.metadata.EntryPoint] | None = None
             registry.reject(added, f"{provider} failed to register: {failure['error']}")
             continue
         system.labels[entry_point.name] = str(provider)
-        for problem in hook_problems(manager, plugin, PLUGIN_HOOKS):
-            log.warning("%s: %s", provider, problem)
+        if warns_of_plugins():
+            for problem in hook_problems(manager, plugin, PLUGIN_HOOKS):
+                log.warning("%s: %s", provider, problem)
     return system
+
+
+#: set by `simclr train --nproc` for the processes it starts, which would repeat its own warnings
+PLUGINS_CHECKED_ENV = "SIMCLR_PLUGINS_CHECKED"
+
+
+def warns_of_plugins() -> bool:
+    """Whether this process reports plugin problems: one process per machine (torchrun's local rank 0, which
+    has its own installed plugins), and not a process whose launcher on this machine already did."""
+    return os.environ.get("LOCAL_RANK", "0") == "0" and not os.environ.get(PLUGINS_CHECKED_ENV)
 
 
 def warn_of_plugin_failures() -> None:
     """A warning for each plugin that failed to load, before a command builds components: otherwise a run
     meant to use (or override) one of its components would quietly use what is installed instead."""
+    if not warns_of_plugins():
+        return
     for failure in plugin_system().registry.failures:
         log.warning(
             "plugin '%s' (distribution %s) failed to load, so its components are not available: %s (%s)",

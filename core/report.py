@@ -153,14 +153,15 @@ def _distinguishing_params(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
     by_label: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_label.setdefault(row["loss"], []).append(row["loss_params"])
-    return {
-        label: sorted(
+    shown: dict[str, list[str]] = {}
+    for label, params in by_label.items():
+        in_tm_column = {next((key for key in TM_PARAMS if key in p), None) for p in params}
+        shown[label] = sorted(
             key
             for key in set().union(*params)
-            if key not in TM_PARAMS and len({json.dumps(p.get(key), sort_keys=True) for p in params}) > 1
+            if key not in in_tm_column and len({json.dumps(p.get(key), sort_keys=True) for p in params}) > 1
         )
-        for label, params in by_label.items()
-    }
+    return shown
 
 
 def _loss_cell(row: dict[str, Any], shown: list[str]) -> str:

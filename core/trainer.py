@@ -23,7 +23,7 @@ from simclr import config as config_module
 from simclr.checkpoint import load_checkpoint, remove_partial_writes, save_checkpoint
 from simclr.data import check_split_images
 from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm
-from simclr.errors import SimCLRError, TrainingError, UserError
+from simclr.errors import PluginError, SimCLRError, TrainingError, UserError
 from simclr.metrics import MetricTracker
 from simclr.model import SimCLRModel
 from simclr.plugin_manager import plugin_system
@@ -62,22 +62,34 @@ class RunContext:
 
 def loss_output_problem(loss: Any, diagnostics: Any) -> str | None:
     """What breaks the loss contract in one call's outputs, from their types and shapes alone (no device sync):
-    a scalar tensor, and a dict of 0-dim tensors as ``diagnostics``."""
+    a scalar float tensor with a gradient path, and a dict of single-value tensors as ``diagnostics``."""
 
     def described(value: Any) -> str:
         return f"a tensor of shape {list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
 
     if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
         return f"returned {described(loss)}; a loss returns a scalar (0-dim) torch.Tensor, e.g. the batch mean"
+    if not loss.is_floating_point() or not loss.requires_grad:
+        problem = f"a {loss.dtype} tensor" if not loss.is_floating_point() else "a tensor without a gradient"
+        return f"returned {problem}; the loss must be a float tensor computed from z1 and z2 (not detached)"
     if not isinstance(diagnostics, dict):
         return f"has diagnostics of type {type(diagnostics).__name__}; they must be a dict of 0-dim tensors"
     for key, value in diagnostics.items():
-        if not isinstance(value, torch.Tensor) or value.dim() != 0:
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
             return (
                 f"has diagnostics['{key}'] = {described(value)}; each diagnostic is a 0-dim tensor left on the "
                 "device (no .item(): the trainer reads them every train.log_every steps)"
             )
     return None
+
+
+def check_loss_output(loss: Any, loss_fn: Any, name: str) -> None:
+    """Raise :class:`PluginError` naming loss ``name`` and its plugin when one call's outputs break the contract:
+    a plugin's mistake gets a message, not a traceback from ``backward()`` or the metric tracker."""
+    problem = loss_output_problem(loss, getattr(loss_fn, "diagnostics", {}))
+    if problem:
+        provider = plugin_system().registry.get("loss", name).provider
+        raise PluginError(f"loss '{name}' from {provider} {problem}")
 
 
 def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
@@ -445,12 +457,8 @@ class Trainer:
             projections = self.forward(torch.cat([view1, view2]))
         z1, z2 = projections.chunk(2)
         loss = self.loss_fn(gather_with_grad(z1), gather_with_grad(z2))
-        if not self.loss_checked:  # once: a plugin's mistake gets a message, not a traceback from backward()
-            problem = loss_output_problem(loss, getattr(self.loss_fn, "diagnostics", {}))
-            if problem:
-                name = self.experiment.loss.name
-                provider = plugin_system().registry.get("loss", name).provider
-                raise TrainingError(f"loss '{name}' from {provider} {problem}")
+        if not self.loss_checked:  # the first step's outputs stand for the others
+            check_loss_output(loss, self.loss_fn, self.experiment.loss.name)
             self.loss_checked = True
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()

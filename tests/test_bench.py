@@ -59,6 +59,15 @@ def test_bench_with_compile_times_the_compiled_and_the_eager_step_side_by_side(m
     assert "compile_speedup" not in plain and "model_step_eager" not in plain["seconds"]
 
 
+def test_bench_checks_the_loss_contract_too(monkeypatch):
+    from simclr.errors import PluginError
+    from simclr.plugins.losses.nt_xent import NTXent
+
+    monkeypatch.setattr(NTXent, "forward", lambda self, z1, z2: (z1 - z2).pow(2).sum(dim=1))  # per sample
+    with pytest.raises(PluginError, match=r"loss 'nt_xent' .* returned a tensor of shape \[32\]"):
+        run_bench(tiny(), steps=1, warmup=0, device="cpu")
+
+
 def test_bench_rejects_bad_arguments(tmp_path):
     result = run_simclr("bench", "configs/quickstart.yaml", "--steps", "0")
     assert result.returncode == 2 and "--steps" in result.stderr

@@ -66,6 +66,10 @@ def simclr_on_log(run, record):
 @simclr.hookimpl
 def simclr_on_epoch_ends(run, epoch, record):
     pass
+
+@simclr.hookimpl(optionalhook=True)
+def simclr_register_schedulers(registry):  # a hook of a later simclr: fine
+    pass
 """
 
 
@@ -86,6 +90,14 @@ def test_a_plugin_modules_hooks_that_would_never_be_called_are_warned_about(tmp_
         ]
     )
     assert "scaled_distance" in system.registry.names("loss")  # the good plugin and the built-ins are unaffected
+    # one process per machine warns: not torchrun's other local ranks, nor those `--nproc` started after warning
+    for variable, value in (("LOCAL_RANK", "1"), (plugin_manager.PLUGINS_CHECKED_ENV, "1")):
+        caplog.clear()
+        with monkeypatch.context() as env:
+            env.setenv(variable, value)
+            with caplog.at_level("WARNING", logger="simclr"):
+                load_plugins(builtin_entry_points() + eps)
+        assert not caplog.records, variable
 
 
 def test_commands_that_build_components_warn_of_a_plugin_that_failed_to_load(tmp_path, monkeypatch, caplog):

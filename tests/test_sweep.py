@@ -342,6 +342,8 @@ def test_report_shows_the_loss_params_that_tell_runs_apart(tmp_path):
         "tp0.05": {"name": "debiased", "temperature": 0.5, "tau_plus": 0.05, "normalise": True},
         "sample3": {"name": "nt_logistic", "temperature": 0.2, "balance": "sample", "negatives_per_positive": 3},
         "sample1": {"name": "nt_logistic", "temperature": 0.5, "balance": "sample", "negatives_per_positive": 1},
+        "m0.1": {"name": "dcl", "temperature": 0.5, "margin": 0.1},  # the t/m column shows the temperature
+        "m0.3": {"name": "dcl", "temperature": 0.5, "margin": 0.3},
     }
     for index, (name, loss) in enumerate(losses.items()):
         record = {"name": name, "index": index, "status": "trained"}
@@ -356,6 +358,8 @@ def test_report_shows_the_loss_params_that_tell_runs_apart(tmp_path):
         "tp0.05": ["debiased (tau_plus=0.05)", "0.5"],
         "sample3": ["nt_logistic (sample, negatives_per_positive=3)", "0.2"],
         "sample1": ["nt_logistic (sample, negatives_per_positive=1)", "0.5"],
+        "m0.1": ["dcl (margin=0.1)", "0.5"],
+        "m0.3": ["dcl (margin=0.3)", "0.5"],
     }
     with open(root / "report.csv") as handle:
         params = {r["run"]: json.loads(r["loss_params"]) for r in csv.DictReader(handle)}

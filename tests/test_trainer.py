@@ -21,7 +21,7 @@ from conftest import run_simclr
 import simclr
 from simclr import config
 from simclr.checkpoint import load_checkpoint, save_checkpoint
-from simclr.errors import TrainingError, UserError
+from simclr.errors import PluginError, TrainingError, UserError
 from simclr.plugin_manager import plugin_system
 from simclr.trainer import Interrupted, Trainer
 
@@ -146,7 +146,7 @@ def test_a_resume_that_trains_on_says_the_runs_evaluation_is_of_an_earlier_epoch
     assert "is the evaluation of epoch" not in capsys.readouterr().err
 
 
-def test_a_run_made_before_a_check_was_added_still_resumes_and_evaluates(tmp_path):
+def test_a_run_made_before_a_check_was_added_still_resumes_and_evaluates(tmp_path, capsys):
     """A run name with a folder in it (accepted before) and a blur sigma range starting at 0 (unused with blur
     off) in a run's stored config do not lock the run out; a new experiment with them is refused."""
     from simclr.cli.main import main
@@ -160,6 +160,12 @@ def test_a_run_made_before_a_check_was_added_still_resumes_and_evaluates(tmp_pat
     (run / "config.yaml").write_text(yaml.safe_dump(stored))
     state = load_checkpoint(run)
     save_checkpoint({**state, "config": stored}, run / "checkpoints" / "last.pt")
+    # but a value given now with --set is new, and checked as such
+    config_before = (run / "config.yaml").read_text()
+    bad_ratio = ["--set", "data.augment.crop_ratio=[2, 0.5]"]
+    assert main(["train", "--resume", str(run), "--set", "train.epochs=2", *bad_ratio, "--no-progress"]) == 2
+    assert (run / "config.yaml").read_text() == config_before
+    assert "--set data.augment.crop_ratio=[2, 0.5]: data.augment.crop_ratio: " in capsys.readouterr().err
     assert main(["train", "--resume", str(run), "--set", "train.epochs=2", "--no-progress"]) == 0
     assert load_checkpoint(run)["epoch"] == 2
     assert evaluate_run(run, overrides=["data.dataset.num_classes=2"], ks=[1], baseline=False, progress=False)
@@ -192,8 +198,11 @@ class Misbehaving(torch.nn.Module):
         per_sample = (z1 - z2).pow(2).sum(dim=1)
         if self.mistake == "float":
             return 1.0
+        if self.mistake == "detached":
+            return per_sample.mean().detach()
         self.diagnostics = {"pos_sim": per_sample.mean().item()} if self.mistake == "item" else {}
         self.diagnostics |= {"gap": per_sample} if self.mistake == "vector_diagnostic" else {}
+        self.diagnostics |= {"one": per_sample.mean().reshape(1)}  # a single value in a [1] tensor is fine
         return per_sample if self.mistake == "per_sample" else per_sample.mean()
 
 
@@ -202,6 +211,7 @@ class Misbehaving(torch.nn.Module):
     [
         ("per_sample", r"returned a tensor of shape \[32\]; a loss returns a scalar \(0-dim\) torch.Tensor"),
         ("float", "returned float; a loss returns a scalar"),
+        ("detached", "returned a tensor without a gradient; the loss must be a float tensor computed from z1 and z2"),
         ("item", r"has diagnostics\['pos_sim'\] = float; each diagnostic is a 0-dim tensor left on the device"),
         ("vector_diagnostic", r"has diagnostics\['gap'\] = a tensor of shape \[32\]"),
     ],
@@ -209,7 +219,7 @@ class Misbehaving(torch.nn.Module):
 def test_a_loss_that_breaks_the_contract_is_named_with_what_it_returned(tmp_path, mistake, message):
     trainer = Trainer(tiny(), tmp_path / "run", show_progress=False)
     trainer.loss_fn = Misbehaving(mistake)
-    with pytest.raises(TrainingError, match=rf"loss 'nt_xent' from plugin 'losses' \(distribution simclr .*{message}"):
+    with pytest.raises(PluginError, match=rf"loss 'nt_xent' from plugin 'losses' \(distribution simclr .*{message}"):
         trainer.fit()
 
 

@@ -43,7 +43,7 @@ def _remember_parsers(parser: argparse.ArgumentParser) -> None:
 
 
 #: the commands that build components: each warns of a plugin that failed to load (`plugins list` shows them)
-BUILDING_COMMANDS = ("train", "eval", "sweep", "bench", "export")
+BUILDING_COMMANDS = ("train", "eval", "sweep", "bench")
 
 
 def _command_modules() -> list:

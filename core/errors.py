@@ -51,6 +51,4 @@ class PluginError(SimCLRError):
 
 
 class TrainingError(SimCLRError):
-    """A run failed while training (e.g. a non-finite loss)."""
-
-    exit_code = 1
+    """A run failed while training (e.g. a non-finite loss): exit 1."""

@@ -1,4 +1,5 @@
-"""Evaluation of a trained run on frozen backbone features (not the projection head's output).
+"""Evaluation of a trained run on frozen features: the backbone's (the paper's protocol), or with
+``eval.representation: projection`` the projection head's output.
 
 :func:`evaluate_run` loads a checkpoint on whatever device is here, rebuilds the backbone from the stored config,
 extracts (or reads cached) features of the dataset's labelled train/test splits, and runs the linear,
@@ -94,7 +95,7 @@ def resolve_eval_device(name: str) -> torch.device:
 
 
 #: the component kinds an evaluation does not build: their plugins need not be installed where it runs
-NOT_EVALUATED = ("loss", "miner", "optimizer", "callback")
+NOT_EVALUATED = ("loss", "optimizer", "callback")
 #: the config keys `simclr eval --set` may change: the model and its training are the checkpoint's
 EVAL_OVERRIDABLE = ("data", "eval", "train.seed")
 

@@ -2,7 +2,7 @@
 
 A plugin is a module (or object) named by an entry point in the ``simclr`` group. Registration hooks receive a
 :class:`~simclr.registry.Registrar` bound to one component kind; lifecycle hooks receive the running
-:class:`~simclr.engine.run.RunContext`.
+:class:`~simclr.trainer.RunContext`.
 """
 
 from __future__ import annotations

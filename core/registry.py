@@ -129,7 +129,7 @@ class Component:
         if not spec.check(obj):
             raise PluginError(
                 f"{self.kind} '{self.name}' from {self.provider} returned {type(obj).__name__}, "
-                f"but a {self.kind} factory must return {spec.returns}."
+                f"but a {self.kind} factory, {spec.factory_signature}, must return {spec.returns}."
             )
         return obj
 

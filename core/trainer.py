@@ -11,7 +11,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +53,6 @@ class RunContext:
     runtime: Runtime
     epoch: int = 0
     step: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def is_main(self) -> bool:
-        return self.runtime.is_main
 
 
 def loss_output_problem(loss: Any, diagnostics: Any) -> str | None:
@@ -151,7 +146,7 @@ class Trainer:
         self.show_progress = show_progress
         train = experiment.train
         self.runtime = make_runtime(train, device)
-        self.state = load_checkpoint(run_dir, "cpu") if resume else None
+        state = load_checkpoint(run_dir, "cpu") if resume else None
         if not resume:
             check_new_run_dir(run_dir, overwrite)
         seed_everything(train.seed)
@@ -194,8 +189,8 @@ class Trainer:
         #: the metric totals, steps and seconds of an epoch interrupted part-way, carried into its resumed part
         self.epoch_progress: dict[str, Any] | None = None
         self.stopping = False
-        if self.state is not None:
-            self._restore(self.state)
+        if state is not None:
+            self._restore(state)
             if self.epoch > train.epochs or (self.epoch == train.epochs and self.step_in_epoch > 0):
                 started = f" and {self.step_in_epoch} steps of epoch {self.epoch + 1}" if self.step_in_epoch else ""
                 at_least = self.epoch + 1 if self.step_in_epoch else self.epoch

@@ -55,10 +55,14 @@ def test_tensorboard_writes_event_files(tmp_path):
     callback.simclr_on_train_start(run=run)
     for step in (1, 2, 3):
         callback.simclr_on_log(run=run, record={"type": "step", "epoch": 0, "step": step, "loss": 1.0 / step})
+    epoch_record = {"type": "epoch", "epoch": 0, "step": 3, "loss": 0.6, "knn_top1": 42.0}
+    callback.simclr_on_epoch_end(run=run, epoch=0, record=epoch_record)
     callback.simclr_on_train_end(run=run, record={})
     events = EventAccumulator(str(tmp_path / "tensorboard"))
     events.Reload()
     assert [(e.step, round(e.value, 4)) for e in events.Scalars("step/loss")] == [(1, 1.0), (2, 0.5), (3, 0.3333)]
+    assert [(e.step, e.value) for e in events.Scalars("epoch/knn_top1")] == [(3, 42.0)]  # the monitor's
+    assert [(e.step, round(e.value, 4)) for e in events.Scalars("epoch/loss")] == [(3, 0.6)]
 
 
 def test_a_failing_callback_is_named_as_configured_and_the_run_goes_on(tmp_path, monkeypatch, caplog):

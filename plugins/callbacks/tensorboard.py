@@ -30,9 +30,16 @@ class TensorBoard:
 
     @simclr.hookimpl
     def simclr_on_log(self, run, record: dict) -> None:
+        self._write(record)
+
+    @simclr.hookimpl
+    def simclr_on_epoch_end(self, run, epoch: int, record: dict) -> None:
+        self._write(record)  # the epoch means, and the kNN monitor's knn_top1
+
+    def _write(self, record: dict) -> None:
         for key, value in record.items():
             if isinstance(value, int | float) and key not in ("epoch", "step"):
-                self.writer.add_scalar(f"{record.get('type', 'step')}/{key}", value, record["step"])
+                self.writer.add_scalar(f"{record['type']}/{key}", value, record["step"])
 
     @simclr.hookimpl
     def simclr_on_train_end(self, run, record: dict) -> None:

@@ -166,7 +166,7 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         self.loss_fn = experiment.loss.build().to(self.runtime.device)
-        self.loss_checked = False
+        self._try_loss(experiment)
         self.optimizer = experiment.optimizer.build(model)
         self.stream = ViewStream(self.dataset, experiment.data, self.runtime, train.seed)
         self.steps_per_epoch = self.stream.steps_per_epoch
@@ -182,6 +182,11 @@ class Trainer:
         self.monitor_every = train.knn_monitor_every
         if self.monitor_every is None:
             self.monitor_every = 5 if self.runtime.device.type == "cuda" and self.dataset.eval_splits() else 0
+        elif self.monitor_every and self.dataset.eval_splits() is None:
+            raise UserError(
+                f"train.knn_monitor_every is {self.monitor_every} but dataset '{experiment.data.dataset.name}' has "
+                "no labelled splits for the kNN monitor; set train.knn_monitor_every: 0"
+            )
         self.epoch = 0
         self.step_in_epoch = 0
         self.global_step = 0
@@ -198,6 +203,17 @@ class Trainer:
                     f"{run_dir} has trained {self.epoch} epochs{started}, more than train.epochs={train.epochs}; "
                     f"a resume can only train longer: pass --set train.epochs=N with N >= {at_least}"
                 )
+
+    def _try_loss(self, experiment: Experiment) -> None:
+        """Call the loss once on random projections of the global batch's shape, before anything is written: a
+        plugin's broken contract, or params that do not fit the batch (more sampled negatives than it has), is
+        an error now rather than after the run directory exists. The RNG is left as it was."""
+        projection = experiment.model.projection
+        width = projection.out_dim if projection.layers else self.model.feature_dim
+        device = self.runtime.device
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            z1, z2 = torch.randn(2, experiment.data.batch_size, width, device=device, requires_grad=True)
+            check_loss_output(self.loss_fn(z1, z2), self.loss_fn, experiment.loss.name)
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         if self.runtime.distributed:
@@ -452,9 +468,6 @@ class Trainer:
             projections = self.forward(torch.cat([view1, view2]))
         z1, z2 = projections.chunk(2)
         loss = self.loss_fn(gather_with_grad(z1), gather_with_grad(z2))
-        if not self.loss_checked:  # the first step's outputs stand for the others
-            check_loss_output(loss, self.loss_fn, self.experiment.loss.name)
-            self.loss_checked = True
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)

@@ -186,24 +186,22 @@ def test_a_plugins_numpy_normalisation_is_stored_as_plain_floats(tmp_path):
     assert stored["mean"] == pytest.approx([float(v) for v in trainer.dataset.mean])
 
 
-class Misbehaving(torch.nn.Module):
-    """A loss plugin's mistakes: a per-sample loss, a Python float, diagnostics read back or not scalar."""
-
-    def __init__(self, mistake: str):
-        super().__init__()
-        self.mistake = mistake
-        self.diagnostics: dict = {}
+def misbehaving_forward(mistake: str):
+    """A loss plugin's mistakes, as NTXent.forward: a per-sample loss, a Python float, a detached loss,
+    diagnostics read back with .item() or not single values."""
 
     def forward(self, z1, z2):
         per_sample = (z1 - z2).pow(2).sum(dim=1)
-        if self.mistake == "float":
+        if mistake == "float":
             return 1.0
-        if self.mistake == "detached":
+        if mistake == "detached":
             return per_sample.mean().detach()
-        self.diagnostics = {"pos_sim": per_sample.mean().item()} if self.mistake == "item" else {}
-        self.diagnostics |= {"gap": per_sample} if self.mistake == "vector_diagnostic" else {}
+        self.diagnostics = {"pos_sim": per_sample.mean().item()} if mistake == "item" else {}
+        self.diagnostics |= {"gap": per_sample} if mistake == "vector_diagnostic" else {}
         self.diagnostics |= {"one": per_sample.mean().reshape(1)}  # a single value in a [1] tensor is fine
-        return per_sample if self.mistake == "per_sample" else per_sample.mean()
+        return per_sample if mistake == "per_sample" else per_sample.mean()
+
+    return forward
 
 
 @pytest.mark.parametrize(
@@ -216,17 +214,38 @@ class Misbehaving(torch.nn.Module):
         ("vector_diagnostic", r"has diagnostics\['gap'\] = a tensor of shape \[32\]"),
     ],
 )
-def test_a_loss_that_breaks_the_contract_is_named_with_what_it_returned(tmp_path, mistake, message):
-    trainer = Trainer(tiny(), tmp_path / "run", show_progress=False)
-    trainer.loss_fn = Misbehaving(mistake)
+def test_a_loss_that_breaks_the_contract_is_named_before_anything_is_written(tmp_path, monkeypatch, mistake, message):
+    from simclr.plugins.losses.nt_xent import NTXent
+
+    monkeypatch.setattr(NTXent, "forward", misbehaving_forward(mistake))
     with pytest.raises(PluginError, match=rf"loss 'nt_xent' from plugin 'losses' \(distribution simclr .*{message}"):
-        trainer.fit()
+        Trainer(tiny(), tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run").exists()
 
 
-def test_a_loss_that_keeps_the_contract_passes_the_check(tmp_path):
-    trainer = Trainer(tiny(["train.epochs=1"]), tmp_path / "run", show_progress=False)
-    trainer.loss_fn = Misbehaving("none")
-    assert math.isfinite(trainer.fit()["loss"]) and trainer.loss_checked
+def test_a_loss_that_keeps_the_contract_trains(tmp_path, monkeypatch):
+    from simclr.plugins.losses.nt_xent import NTXent
+
+    monkeypatch.setattr(NTXent, "forward", misbehaving_forward("none"))
+    assert math.isfinite(Trainer(tiny(["train.epochs=1"]), tmp_path / "run", show_progress=False).fit()["loss"])
+
+
+def test_the_trial_call_of_the_loss_leaves_the_rng_as_it_was(tmp_path):
+    """nt_logistic with sampling draws negatives from torch's RNG: the trial call must not shift a run's draws."""
+    trainer = Trainer(tiny(["loss={name: nt_logistic, balance: sample}"]), tmp_path / "run", show_progress=False)
+    z1, z2 = torch.randn(2, 32, 16)
+    before = torch.get_rng_state()
+    trainer._try_loss(trainer.experiment)
+    assert torch.equal(torch.get_rng_state(), before)
+    trainer.loss_fn(z1, z2)
+    assert not torch.equal(torch.get_rng_state(), before)  # the loss does draw
+
+
+def test_loss_params_that_do_not_fit_the_batch_are_refused_before_anything_is_written(tmp_path):
+    too_many = "loss={name: nt_logistic, balance: sample, negatives_per_positive: 100}"  # 62 negatives per row
+    with pytest.raises(UserError, match="negatives_per_positive"):
+        Trainer(tiny([too_many]), tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 class SignalOnCall(torch.nn.Module):
@@ -402,6 +421,9 @@ def test_evaluation_after_training_on_an_unlabelled_dataset_is_refused_before_tr
     dataset = f"data.dataset={{name: image_folder, train: {images}, image_size: 16}}"
     with pytest.raises(UserError, match="eval.after_train is true but dataset 'image_folder' has no labelled"):
         Trainer(tiny([dataset, "eval.after_train=true"]), tmp_path / "run", show_progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(UserError, match="train.knn_monitor_every is 1 but dataset 'image_folder' has no labelled"):
+        Trainer(tiny([dataset, "train.knn_monitor_every=1"]), tmp_path / "run", show_progress=False)
     assert not (tmp_path / "run").exists()
     Trainer(tiny([dataset, "eval.after_train=false"]), tmp_path / "run", show_progress=False)
 

@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def load(args: argparse.Namespace) -> tuple[config.Experiment, Path]:
     """The experiment and run directory the arguments ask for (bad input raises before anything is written)."""
-    from simclr.trainer import run_dir_config
+    from simclr.rundir import run_dir_config
 
     if args.resume:
         if args.experiment or args.out:

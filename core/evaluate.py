@@ -24,7 +24,7 @@ from torch.utils.data import Subset
 
 from simclr.checkpoint import load_checkpoint
 from simclr.config import experiment_from_dict
-from simclr.data import ImageDataset, check_split_images
+from simclr.data import ImageDataset, TensorSplit, check_split_images
 from simclr.distributed import gather_shards, world_size
 from simclr.errors import UserError
 from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features
@@ -215,8 +215,8 @@ def _check_ks(ks: Sequence[int], labels: torch.Tensor) -> None:
     too_many = [k for k in ks if k > fewest]
     if too_many:
         raise UserError(
-            f"--labels-per-class {too_many}: the smallest class has only {fewest} labelled training images; "
-            f"choose K <= {fewest}"
+            f"labels per class {too_many} (--labels-per-class or eval.labels_per_class): the smallest class has "
+            f"only {fewest} labelled training images; choose K <= {fewest}"
         )
 
 
@@ -294,6 +294,8 @@ def evaluate_run(
     )
     data = experiment.data.dataset.build()
     train_split, test_split = _splits(data, experiment.data.dataset.name)
+    if isinstance(train_split, TensorSplit):  # checked before any feature is extracted where the labels are at hand
+        _check_ks(cfg.labels_per_class, train_split.labels)
     image_size = state.get("image_size", data.image_size)
     mean, std = _normalisation(state, data)
     labelled_data = data.eval_fingerprint() if cache else None  # the hashes key the cache only

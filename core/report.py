@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from typing import Any
 import yaml
 
 from simclr.errors import UserError
-from simclr.rundir import EVAL_FILE
+from simclr.rundir import CONFIG_FILE, EVAL_FILE
 from simclr.sweep import SWEEP_RECORD, read_record
+
+log = logging.getLogger("simclr")
 
 REPORT_MD = "report.md"
 REPORT_CSV = "report.csv"
@@ -42,8 +45,8 @@ def _run_dirs(root: Path) -> list[Path]:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text())
-    except (FileNotFoundError, yaml.YAMLError):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, yaml.YAMLError):
         return {}
     return data if isinstance(data, dict) else {}
 
@@ -74,11 +77,13 @@ def _loss_label(loss: dict[str, Any]) -> tuple[str, Any]:
 
 def _row(run_dir: Path, root: Path) -> dict[str, Any]:
     record = read_record(run_dir)
-    config = _read_yaml(run_dir / "config.yaml")
+    config = _read_yaml(run_dir / CONFIG_FILE)
     try:
-        result = json.loads((run_dir / EVAL_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        result = json.loads((run_dir / EVAL_FILE).read_text(encoding="utf-8"))
+    except FileNotFoundError:
         result = {}
+    if not isinstance(result, dict):
+        raise TypeError(f"a JSON {type(result).__name__}, not an object")
     relative = run_dir.relative_to(root).as_posix()
     loss_config = config.get("loss", {})
     loss, tm = _loss_label(loss_config)
@@ -122,7 +127,12 @@ def collect(root: str | Path) -> list[dict[str, Any]]:
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: no such directory")
-    rows = [_row(run_dir, root) for run_dir in _run_dirs(root)]
+    rows = []
+    for run_dir in _run_dirs(root):
+        try:
+            rows.append(_row(run_dir, root))
+        except (AttributeError, TypeError, ValueError, KeyError) as exc:  # a damaged or foreign file's shape
+            log.warning("report: skipped %s: its %s is not what simclr writes (%s)", run_dir, EVAL_FILE, exc)
     if not rows:
         raise UserError(f"{root}: no {EVAL_FILE} under it; evaluate runs with `simclr eval RUN_DIR` first")
     return sorted(rows, key=lambda r: (str(Path(r["dir"]).parent), r["order"], r["dir"]))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -102,3 +103,19 @@ def create_run_dir(path: Path, overwrite: bool) -> None:
 
 def last_checkpoint(run_dir: Path) -> Path:
     return run_dir / CHECKPOINTS / LAST_CHECKPOINT
+
+
+def run_dir_config(run_dir: Path) -> dict[str, Any]:
+    """The resolved config a run directory was started with (or last resumed with)."""
+    path = run_dir / CONFIG_FILE
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        raise UserError(
+            f"{run_dir} is not a run directory (no readable {CONFIG_FILE}); give the run's folder"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({exc}); the run directory is damaged") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not an experiment (expected a mapping of sections)")
+    return data

@@ -32,7 +32,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from simclr.config import Positions, apply_overrides, dump_yaml, load_yaml, validate, validation_issues
 from simclr.errors import ConfigError, ConfigIssue, SimCLRError, TrainingError, UserError
-from simclr.rundir import CONFIG_FILE, EVAL_FILE, RUN_MARKER, is_run_dir, is_unused, last_checkpoint
+from simclr.rundir import CONFIG_FILE, EVAL_FILE, RUN_MARKER, is_run_dir, is_unused, last_checkpoint, run_dir_config
 from simclr.schema import Experiment, Strict
 
 log = logging.getLogger("simclr")
@@ -200,7 +200,7 @@ def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
             f"{run_dir} exists but is not a run directory (no {RUN_MARKER} or no {CONFIG_FILE}); "
             "move it away or choose another --out"
         )
-    stored = _flat(yaml.safe_load(stored_file.read_text()))
+    stored = _flat(run_dir_config(run_dir))
     wanted = _flat(yaml.safe_load(dump_yaml(experiment)))
     differ = sorted(key for key in stored.keys() | wanted.keys() if stored.get(key, ...) != wanted.get(key, ...))
     if _longer(stored.get(EPOCHS_KEY), wanted[EPOCHS_KEY]):
@@ -305,10 +305,12 @@ def _annotated(key: tuple[str, str, str], names: list[str], total: int) -> Confi
 
 # ---- state of a run directory ----------------------------------------------------------------------------
 def read_record(run_dir: Path) -> dict[str, Any]:
+    """The run's sweep.json; {} when it is missing or damaged (not a JSON object)."""
     try:
-        return json.loads((run_dir / SWEEP_RECORD).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        record = json.loads((run_dir / SWEEP_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
         return {}
+    return record if isinstance(record, dict) else {}
 
 
 def _write_record(combo: Combination, sweep: Sweep, status: str, error: str | None = None) -> None:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 from torch import nn
 
 from simclr import config as config_module
@@ -518,19 +517,3 @@ def state_dict_mismatch(expected: dict[str, torch.Tensor], found: dict[str, Any]
         if keys:
             parts.append(f"{len(keys)} {label}, e.g. {', '.join(keys[:2])}")
     return "; ".join(parts)
-
-
-def run_dir_config(run_dir: Path) -> dict[str, Any]:
-    """The resolved config a run directory was started with (or last resumed with)."""
-    path = run_dir / CONFIG_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        raise UserError(
-            f"{run_dir} is not a run directory (no readable {CONFIG_FILE}); give the run's folder"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({exc}); the run directory is damaged") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: not an experiment (expected a mapping of sections)")
-    return data

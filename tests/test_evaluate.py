@@ -447,8 +447,10 @@ def test_an_evaluation_runs_without_tf32_and_restores_the_setting(run_copy, monk
 
 
 def test_unusable_inputs_are_user_errors(run_copy, tmp_path):
+    shutil.rmtree(run_copy / "features")
     with pytest.raises(UserError, match="smallest class has only"):
         evaluate_run(run_copy, ks=[1000], progress=False)
+    assert not (run_copy / "features").exists()  # refused before any feature was extracted
     from PIL import Image
 
     images = tmp_path / "unlabelled"

@@ -366,6 +366,34 @@ def test_report_shows_the_loss_params_that_tell_runs_apart(tmp_path):
     assert params["tp0.05"] == {"temperature": 0.5, "tau_plus": 0.05, "normalise": True}
 
 
+def test_report_skips_damaged_or_foreign_results_with_a_warning(tmp_path, caplog):
+    root = tmp_path / "runs"
+    config = config_of("resnet18", {"name": "nt_xent"}, {"name": "adam"})
+    fake_run(root / "good", config, result_of(60.0, {}, 50.0), [(1.0, 1.0)])
+    for name, content in (("a-list", b"[1, 2]"), ("odd-shape", b'{"linear": 5}'), ("binary", b"\xff\xfe\x00")):
+        fake_run(root / name, config, None, [(1.0, 1.0)])
+        (root / name / "eval.json").write_bytes(content)
+    (root / "good" / "sweep.json").write_text("[]")  # a damaged record is ignored
+    with caplog.at_level("WARNING", logger="simclr"):
+        assert main(["report", str(root)]) == 0
+    rows = (root / "report.md").read_text().splitlines()[2:]
+    assert len(rows) == 1 and rows[0].startswith("| good |")
+    for name in ("a-list", "odd-shape", "binary"):
+        assert f"report: skipped {root / name}: its eval.json is not what simclr writes" in caplog.text
+
+
+def test_a_damaged_run_config_in_a_sweep_is_an_error_not_a_traceback(tmp_path, capsys):
+    sweep = write_sweep(tmp_path, GRID)
+    out = tmp_path / "out"
+    assert main(["sweep", str(sweep), "--out", str(out), "--dry-run"]) == 0
+    run = out / GRID_NAMES[0]
+    run.mkdir(parents=True)
+    (run / ".simclr-run").touch()
+    (run / "config.yaml").write_text("data: [unclosed")
+    assert main(["sweep", str(sweep), "--out", str(out), "--dry-run"]) == 2
+    assert f"{run / 'config.yaml'}: not valid YAML" in " ".join(capsys.readouterr().err.split())
+
+
 def test_report_of_a_folder_without_results_exits_2(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no eval.json" in capsys.readouterr().err

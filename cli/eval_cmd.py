@@ -129,8 +129,8 @@ def print_report(result: dict[str, Any], written: Path) -> None:
     baseline = result.get("baseline")
     of = {"backbone": "features", "projection": "projection-head outputs"}
     table = Table(
-        title=f"{result['dataset']}: accuracy (%) of frozen {of[result['representation']]}, epoch {result['epoch']}, "
-        f"{result['feature_dim']}-d",
+        title=f"{result['dataset']} at {result['image_size']} px: accuracy (%) of frozen "
+        f"{of[result['representation']]}, epoch {result['epoch']}, {result['feature_dim']}-d",
         title_justify="left",
     )
     table.add_column("metric")

@@ -16,6 +16,7 @@ from PIL import Image
 
 import simclr
 from simclr.data import ImageDataset, InMemoryImageDataset, TensorSplit
+from simclr.plugins.datasets import stl10 as stl10_module
 
 
 def split_tensors(split) -> tuple[torch.Tensor, torch.Tensor]:
@@ -369,7 +370,7 @@ def write_stl10(root: Path) -> dict[str, tuple[np.ndarray, np.ndarray | None]]:
 @pytest.mark.parametrize("pretrain_on_train", [False, True])
 def test_stl10_loads_real_format_files(tmp_path, monkeypatch, pretrain_on_train):
     written = write_stl10(tmp_path)
-    monkeypatch.setattr(torchvision.datasets.stl10, "check_integrity", exists_only)  # tiny files, other md5s
+    monkeypatch.setattr(stl10_module, "check_integrity", exists_only)  # tiny files, other md5s
     dataset = simclr.create("dataset", "stl10", root=str(tmp_path), pretrain_on_train=pretrain_on_train)
     train, test = dataset.eval_splits()
     for split, (images, labels) in ((train, written["train"]), (test, written["test"])):
@@ -390,11 +391,29 @@ def test_stl10_missing_or_corrupted_files_are_user_errors(tmp_path):
     with pytest.raises(simclr.UserError) as missing:
         simclr.create("dataset", "stl10", root=str(tmp_path))
     message = str(missing.value)
-    assert str(tmp_path / "stl10_binary") in message and "unlabeled_X.bin" in message
+    assert str(tmp_path / "stl10_binary") in message and "train_X.bin" in message
+    assert "set data.dataset.root to the folder that holds stl10_binary/" in message.lower()
     assert "download: true" in message and "stl10_binary.tar.gz" in message
     write_stl10(tmp_path)
     with pytest.raises(simclr.UserError, match="md5"):
         simclr.create("dataset", "stl10", root=str(tmp_path))
+    with pytest.raises(simclr.UserError, match="set data.dataset.root to the folder above it"):
+        simclr.create("dataset", "stl10", root=str(tmp_path / "stl10_binary"))  # the files' own folder
+
+
+def test_stl10_evaluates_without_the_unlabelled_file_and_checks_only_what_it_reads(tmp_path, monkeypatch):
+    """A laptop evaluating an STL-10 run needs the labelled files, not the 2.5 GB unlabelled one."""
+    written = write_stl10(tmp_path)
+    (tmp_path / "stl10_binary" / "unlabeled_X.bin").unlink()
+    checked = []
+    monkeypatch.setattr(stl10_module, "check_integrity", lambda path, md5=None: checked.append(Path(path).name) or True)
+    monkeypatch.setattr(stl10_module._STL10, "_verified", set())
+    dataset = simclr.create("dataset", "stl10", root=str(tmp_path))
+    assert split_tensors(dataset.eval_splits()[1])[1].tolist() == written["test"][1].tolist()
+    assert split_tensors(dataset.eval_splits()[0])[1].tolist() == written["train"][1].tolist()
+    assert "unlabeled_X.bin" not in checked and {"train_X.bin", "test_X.bin"} <= set(checked)
+    with pytest.raises(simclr.UserError, match=r"missing: unlabeled_X.bin"):
+        dataset.pretrain_split()
 
 
 def test_every_builtin_dataset_is_registered():

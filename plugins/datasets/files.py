@@ -16,10 +16,16 @@ def require_files(dataset: str, folder: Path, files: list[str], url: str) -> Non
     missing = [name for name in files if not (folder / name).is_file()]
     if not missing:
         return
+    inside = all((folder.parent / name).is_file() for name in files)  # root given as the files' own folder
+    where = (
+        f"The files are in {folder.parent.resolve()} itself: set data.dataset.root to the folder above it"
+        if inside
+        else f"Set data.dataset.root to the folder that holds {folder.name}/, set `download: true` to fetch them"
+    )
     raise simclr.UserError(
         f"{dataset} not found: expected the files {', '.join(files)} in {folder.resolve()} "
-        f"(missing: {', '.join(missing)}). Set `download: true` in the dataset section to fetch them, or "
-        f"download {url} and extract it into {folder.parent.resolve()}."
+        f"(missing: {', '.join(missing)}). {where}, or download {url} and extract it into "
+        f"{folder.parent.resolve()}."
     )
 
 

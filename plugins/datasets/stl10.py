@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torchvision
 from torch.utils.data import ConcatDataset, Dataset
+from torchvision.datasets.utils import check_integrity
 
 from simclr.data import ImageDataset, TensorSplit, channel_stats
 
@@ -20,19 +21,28 @@ CLASS_NAMES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey
 
 
 class _STL10(torchvision.datasets.STL10):
-    """torchvision's STL-10 loader, running its md5 check (of ~3 GB) once per folder and process rather than
-    once per split."""
+    """torchvision's STL-10 loader, md5-checking only the files its split reads (the 2.5 GB unlabelled file only
+    for pre-training: an evaluation needs the labelled files alone), once per folder and process."""
 
-    _verified: ClassVar[set[str]] = set()
+    _verified: ClassVar[set[tuple[str, ...]]] = set()
 
     def _check_integrity(self) -> bool:
-        key = os.path.abspath(os.path.join(self.root, self.base_folder))
-        if key not in self._verified and super()._check_integrity():
+        folder = os.path.abspath(os.path.join(self.root, self.base_folder))
+        files = [(name, md5) for name, md5 in self.train_list + self.test_list if name in _files_of(self.split)]
+        key = (folder, *(name for name, _ in files))
+        if key not in self._verified and all(check_integrity(os.path.join(folder, n), md5) for n, md5 in files):
             self._verified.add(key)
         return key in self._verified
 
 
 FILES = [name for name, _ in _STL10.train_list + _STL10.test_list]
+UNLABELLED_FILES = [name for name in FILES if name.startswith("unlabeled")]
+LABELLED_FILES = [name for name in FILES if name not in UNLABELLED_FILES]
+
+
+def _files_of(split: str) -> list[str]:
+    """The files torchvision's STL-10 ``split`` reads."""
+    return (UNLABELLED_FILES if "unlabeled" in split else []) + (LABELLED_FILES if split != "unlabeled" else [])
 
 
 def _tensor_split(data: _STL10) -> TensorSplit:
@@ -49,9 +59,10 @@ class STL10Dataset(ImageDataset):
         self.root = params.root
         self.folder = params.root / _STL10.base_folder
         self.pretrain_on_train = params.pretrain_on_train
+        self.download = params.download
         if not params.download:
-            require_files("STL-10", self.folder, FILES, _STL10.url)
-        # loading the small test split now downloads (if asked) and checks every file before anything runs
+            require_files("STL-10", self.folder, LABELLED_FILES, _STL10.url)
+        # loading the small test split now downloads (if asked) and checks the labelled files before anything runs
         test = self._torchvision("test", params.download)
         self.test = _tensor_split(test)
         self.class_names = list(getattr(test, "classes", CLASS_NAMES))
@@ -71,6 +82,9 @@ class STL10Dataset(ImageDataset):
 
     @functools.cached_property
     def unlabeled(self) -> TensorSplit:
+        """Read when pre-training (the trainer asks for it before writing anything), never by an evaluation."""
+        if not self.download:
+            require_files("STL-10", self.folder, FILES, _STL10.url)
         return _tensor_split(self._torchvision("unlabeled"))
 
     @functools.cached_property

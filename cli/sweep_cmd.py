@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from simclr.sweep import check_run_dirs, child_command, load_sweep, run_parallel, run_sequential, visible_gpus
 
     if args.parallel_gpus < 0:
-        raise UserError("--parallel-gpus must be >= 1")
+        raise UserError("--parallel-gpus must be >= 0 (0, the default: one run after another)")
     if args.parallel_gpus and args.device:
         raise UserError("--device cannot be combined with --parallel-gpus: each process gets one GPU")
     sweep = load_sweep(args.sweep, args.overrides, args.out)

@@ -47,14 +47,17 @@ class Runtime:
         return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
 
-def resolve_device(name: str, local_rank: int = 0, local_world_size: int = 1) -> torch.device:
+def resolve_device(
+    name: str, local_rank: int = 0, local_world_size: int = 1, source: str = "train.device"
+) -> torch.device:
     """The device of this process: under torchrun, ``cuda`` (or ``auto``) is the GPU of its LOCAL_RANK.
-    ``local_world_size`` is the number of processes on this node."""
+    ``local_world_size`` is the number of processes on this node; ``source`` is where ``name`` was given
+    (``train.device`` or ``--device``), for the messages."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise UserError(f"train.device is '{name}' but CUDA is not available here; use device: cpu or auto")
+            raise UserError(f"{source} is '{name}' but CUDA is not available here; use cpu or auto")
         count = torch.cuda.device_count()
         if name == "cuda":
             if local_rank >= count:
@@ -65,17 +68,16 @@ def resolve_device(name: str, local_rank: int = 0, local_world_size: int = 1) ->
             return torch.device("cuda", local_rank)
         if local_world_size > 1:
             raise UserError(
-                f"train.device '{name}' would put all {local_world_size} processes of this node on one GPU; "
-                "under torchrun use "
-                "device: cuda (or auto), which gives each process the GPU of its LOCAL_RANK, and choose the GPUs "
-                "with CUDA_VISIBLE_DEVICES"
+                f"{source} '{name}' would put all {local_world_size} processes of this node on one GPU; under "
+                "torchrun use cuda (or auto), which gives each process the GPU of its LOCAL_RANK, and choose the "
+                "GPUs with CUDA_VISIBLE_DEVICES"
             )
         index = int(name.split(":")[1])
         if index >= count:
-            raise UserError(f"train.device is '{name}' but only {count} GPU(s) are visible")
+            raise UserError(f"{source} is '{name}' but only {count} GPU(s) are visible")
         return torch.device(name)
     if name == "mps" and not torch.backends.mps.is_available():
-        raise UserError("train.device is 'mps' but MPS is not available here")
+        raise UserError(f"{source} is 'mps' but MPS is not available here; use cpu or auto")
     return torch.device(name)
 
 
@@ -85,7 +87,8 @@ def make_runtime(train: TrainConfig, device_override: str | None = None) -> Runt
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
-    device = resolve_device(device_override or train.device, local_rank, local_world_size)
+    source = "--device" if device_override else "train.device"
+    device = resolve_device(device_override or train.device, local_rank, local_world_size, source)
     precision = train.precision
     if precision == "auto":
         precision = "bf16" if device.type == "cuda" else "fp32"

@@ -267,7 +267,7 @@ def test_image_folder_without_images_names_the_folder(tmp_path):
     (empty / "sub" / "readme.txt").write_text("no images here")
     with pytest.raises(simclr.UserError, match=f"no readable images in {empty}"):
         simclr.create("dataset", "image_folder", train=str(empty)).pretrain_split()
-    with pytest.raises(simclr.UserError, match="is not a folder"):
+    with pytest.raises(simclr.UserError, match=r"data.dataset.train is .*missing, which is not a folder"):
         simclr.create("dataset", "image_folder", train=str(tmp_path / "missing")).pretrain_split()
 
 
@@ -279,7 +279,7 @@ def test_image_folder_reads_its_pretraining_folder_only_when_it_is_used(tmp_path
     folders = {split: str(tmp_path / split) for split in ("eval_train", "eval_test")}
     dataset = simclr.create("dataset", "image_folder", train=str(tmp_path / "elsewhere"), image_size=8, **folders)
     assert [len(split) for split in dataset.eval_splits()] == [2, 2]
-    with pytest.raises(simclr.UserError, match="elsewhere is not a folder"):
+    with pytest.raises(simclr.UserError, match="data.dataset.train is .*elsewhere, which is not a folder"):
         dataset.pretrain_split()
 
 

@@ -52,3 +52,14 @@ def test_a_cpu_run_touches_no_cuda_setting(monkeypatch):
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: pytest.fail("set_device on a CPU run"))
     runtime = make_runtime(TrainConfig(device="cpu"))
     assert runtime.device == torch.device("cpu") and runtime.precision == "fp32" and not runtime.channels_last
+
+
+def test_a_device_that_is_not_here_is_named_where_it_was_given(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(UserError, match=r"^--device is 'cuda' but CUDA is not available here; use cpu or auto$"):
+        make_runtime(TrainConfig(device="cpu"), device_override="cuda")
+    with pytest.raises(UserError, match=r"^train.device is 'cuda:1' but CUDA is not available here"):
+        make_runtime(TrainConfig(device="cuda:1"))
+    with pytest.raises(UserError, match=r"^train.device is 'mps' but MPS is not available here; use cpu or auto$"):
+        make_runtime(TrainConfig(device="mps"))

@@ -22,15 +22,18 @@ from .params import ImageFolderParams
 log = logging.getLogger("simclr")
 
 
-def _check_folder(folder: Path) -> None:
+def _check_folder(folder: Path, field: str) -> None:
     if not folder.is_dir():
-        raise simclr.UserError(f"image_folder: {folder.resolve()} is not a folder")
+        raise simclr.UserError(
+            f"image_folder: data.dataset.{field} is {folder}, which is not a folder ({folder.resolve()}); "
+            "fix the path (a relative one is relative to the folder simclr runs in)"
+        )
 
 
-def _files(folder: Path) -> list[Path]:
+def _files(folder: Path, field: str) -> list[Path]:
     """Every non-hidden file below ``folder``, in a fixed order, following links to folders (as class folders
     given as links are) but entering each real folder once, so a link loop ends."""
-    _check_folder(folder)
+    _check_folder(folder, field)
     found = []
     entered = {os.path.realpath(folder)}
     for parent, dirs, names in os.walk(folder, followlinks=True):
@@ -102,9 +105,11 @@ class _Reader:
             )
 
 
-def _labelled(folder: Path, class_names: list[str] | None) -> tuple[list[Path], list[int], list[str], list[Path]]:
+def _labelled(
+    folder: Path, field: str, class_names: list[str] | None
+) -> tuple[list[Path], list[int], list[str], list[Path]]:
     """Files of a class-per-subfolder folder with their labels; the class names; files outside any class."""
-    _check_folder(folder)
+    _check_folder(folder, field)
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if class_names is None:
         class_names = classes
@@ -116,7 +121,7 @@ def _labelled(folder: Path, class_names: list[str] | None) -> tuple[list[Path], 
     paths, labels = [], []
     for label, name in enumerate(class_names):
         if (folder / name).is_dir():
-            found = _files(folder / name)
+            found = _files(folder / name, field)
             paths += found
             labels += [label] * len(found)
     loose = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
@@ -157,10 +162,10 @@ class ImageFolderDataset(ImageDataset):
         self.eval: tuple[TensorSplit, TensorSplit] | None = None
         if params.eval_train is not None and params.eval_test is not None:
             reader = _Reader(params.image_size)
-            paths, labels, self.class_names, loose = _labelled(params.eval_train, None)
+            paths, labels, self.class_names, loose = _labelled(params.eval_train, "eval_train", None)
             reader.skipped += loose
             eval_train = reader.read(paths, labels, params.eval_train)
-            paths, labels, _, loose = _labelled(params.eval_test, self.class_names)
+            paths, labels, _, loose = _labelled(params.eval_test, "eval_test", self.class_names)
             reader.skipped += loose
             self.eval = (eval_train, reader.read(paths, labels, params.eval_test))
             _check_classes(self.class_names, self.eval, params.eval_train, params.eval_test)
@@ -169,7 +174,7 @@ class ImageFolderDataset(ImageDataset):
     @cached_property
     def pretrain(self) -> TensorSplit:
         reader = _Reader(self.params.image_size)
-        paths = _files(self.params.train)
+        paths = _files(self.params.train, "train")
         split = reader.read(paths, [-1] * len(paths), self.params.train)
         reader.warn_of_skipped()
         return split

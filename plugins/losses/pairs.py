@@ -52,7 +52,7 @@ def check_batch(z1: Tensor, z2: Tensor) -> int:
     if n < 2:
         raise simclr.UserError(
             f"a contrastive loss needs a batch of at least 2 images (each image's negatives are the other "
-            f"images of the batch); got a batch of {n}. Use data.batch_size >= 2 per device."
+            f"images of the batch); got a batch of {n}. Use data.batch_size >= 2."
         )
     return n
 

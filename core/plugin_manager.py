@@ -27,7 +27,7 @@ BUILTIN_DISTRIBUTION = "simclr"
 log = logging.getLogger("simclr")
 
 
-def disabled_plugins() -> set[str]:
+def names_disabled_by_env() -> set[str]:
     """Plugin (entry-point) names listed, comma-separated, in SIMCLR_DISABLE_PLUGINS."""
     return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
 
@@ -130,7 +130,7 @@ def load_plugins(entry_points: list[importlib.metadata.EntryPoint] | None = None
     system = PluginSystem(manager, registry)
     if entry_points is None:
         entry_points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
-    blocked = disabled_plugins()
+    blocked = names_disabled_by_env()
     seen: set[Provider] = set()
     owners: dict[str, Provider] = {}
     for entry_point, provider in sorted(((ep, _provider(ep)) for ep in entry_points), key=_load_order):

@@ -3,13 +3,13 @@ from someone else can hold tensors and plain data but never code."""
 
 from __future__ import annotations
 
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from simclr.atomic import TEMP_SUFFIX, atomic_path
 from simclr.errors import UserError
 from simclr.rundir import CONFIG_FILE, last_checkpoint
 
@@ -20,26 +20,14 @@ VERSION = 1
 def save_checkpoint(state: dict[str, Any], path: Path) -> Path:
     """Write ``state`` to ``path`` so that a crash at any moment leaves either the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as handle:
-            torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    with atomic_path(path, durable=True) as tmp, open(tmp, "wb") as handle:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, handle)
     return path
 
 
 def remove_partial_writes(directory: Path) -> None:
     """Delete temp files that a killed :func:`save_checkpoint` left behind (never taken for checkpoints)."""
-    for leftover in directory.glob(".*.tmp-*"):
+    for leftover in directory.glob(f".*{TEMP_SUFFIX}*"):
         leftover.unlink(missing_ok=True)
 
 

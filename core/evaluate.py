@@ -9,7 +9,6 @@ Every accuracy is a percentage (0-100).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -22,6 +21,7 @@ from pydantic import ValidationError
 from torch import nn
 from torch.utils.data import Subset
 
+from simclr.atomic import write_json
 from simclr.checkpoint import load_checkpoint
 from simclr.config import experiment_from_dict
 from simclr.data import ImageDataset, TensorSplit, check_split_images
@@ -379,17 +379,8 @@ def evaluate_run(
     result["seconds"] = round(time.perf_counter() - started, 3)
     out_file = _output_file(target, state["config"], experiment, (image_size, data.image_size), cfg.representation)
     result["file"] = out_file.name
-    _write_json(result, out_file)
+    write_json(result, out_file)
     return result
-
-
-def _write_json(data: dict[str, Any], path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def knn_monitor(

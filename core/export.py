@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from simclr.atomic import atomic_path
 from simclr.checkpoint import load_checkpoint
 from simclr.errors import UserError
 
@@ -142,20 +143,17 @@ def export_backbone(target: Path, out: Path, overwrite: bool = False) -> ExportR
         out.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}; choose another --out file") from None
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:
-        if fmt == "safetensors":
-            from safetensors.torch import save_file
+        with atomic_path(out) as tmp:
+            if fmt == "safetensors":
+                from safetensors.torch import save_file
 
-            save_file(tensors, str(tmp), metadata=metadata)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)  # safetensors writes files only their owner can read
-        else:
-            torch.save(tensors, tmp)
-        os.replace(tmp, out)
+                save_file(tensors, str(tmp), metadata=metadata)
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)  # safetensors writes files only their owner can read
+            else:
+                torch.save(tensors, tmp)
     except OSError as exc:
         raise UserError(f"cannot write {out}: {exc.strerror or exc}; choose another --out file") from None
-    finally:
-        tmp.unlink(missing_ok=True)
     return ExportResult(out, fmt, architecture, stem, note)

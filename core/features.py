@@ -6,7 +6,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -19,6 +18,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+from simclr.atomic import atomic_path
 
 log = logging.getLogger("simclr")
 
@@ -115,12 +116,8 @@ def _read(path: Path) -> FeatureSet | None:
 
 def _write(features: FeatureSet, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         torch.save(vars(features), tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def cached_features(cache_dir: Path | None, parts: dict[str, Any], compute: Callable[[], FeatureSet]) -> FeatureSet:

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from simclr.atomic import write_json
 from simclr.config import Positions, apply_overrides, dump_yaml, load_yaml, validate, validation_issues
 from simclr.errors import ConfigError, ConfigIssue, SimCLRError, TrainingError, UserError
 from simclr.rundir import CONFIG_FILE, EVAL_FILE, RUN_MARKER, is_run_dir, is_unused, last_checkpoint, run_dir_config
@@ -325,9 +326,7 @@ def _write_record(combo: Combination, sweep: Sweep, status: str, error: str | No
     }
     if error:
         record["error"] = error
-    tmp = combo.run_dir / f".{SWEEP_RECORD}.tmp-{os.getpid()}"
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    os.replace(tmp, combo.run_dir / SWEEP_RECORD)
+    write_json(record, combo.run_dir / SWEEP_RECORD)
 
 
 def run_state(combo: Combination, evaluate: bool) -> str:

@@ -250,7 +250,7 @@ CASES = [
     Case("resume-truncated", lambda c: ["train", "--resume", foreign_resume_dir(c, truncated(c))], ["last.pt"]),
     Case(
         "eval-other-architecture",
-        lambda c: ["eval", c.checkpoint(other_architecture(c)), "--no-baseline"],
+        lambda c: ["eval", c.checkpoint(other_architecture(c)), "--no-baseline", "--labels-per-class", "1"],
         ["ckpt.pt", "do not fit"],
     ),
     Case(

@@ -16,6 +16,7 @@ from PIL import Image
 
 import simclr
 from simclr.data import ImageDataset, InMemoryImageDataset, TensorSplit
+from simclr.plugins.datasets import files as files_module
 from simclr.plugins.datasets import stl10 as stl10_module
 
 
@@ -330,7 +331,7 @@ def test_cifar10_loads_real_format_files(tmp_path, monkeypatch):
     assert dataset.mean == pytest.approx(mean.tolist(), abs=1e-9)
 
 
-def test_cifar10_missing_or_corrupted_files_are_user_errors(tmp_path):
+def test_cifar10_missing_or_corrupted_files_are_user_errors(tmp_path, monkeypatch):
     with pytest.raises(simclr.UserError) as missing:
         simclr.create("dataset", "cifar10", root=str(tmp_path))
     message = str(missing.value)
@@ -342,6 +343,10 @@ def test_cifar10_missing_or_corrupted_files_are_user_errors(tmp_path):
         simclr.create("dataset", "cifar10", root=str(tmp_path))
     (tmp_path / "cifar-10-batches-py" / "test_batch").write_bytes(b"")
     with pytest.raises(simclr.UserError, match="md5"):  # the real integrity check rejects the tiny files
+        simclr.create("dataset", "cifar10", root=str(tmp_path))
+    # the message names the files that fail it (here, as if the others were the originals)
+    monkeypatch.setattr(files_module, "check_integrity", lambda path, md5=None: not path.endswith("test_batch"))
+    with pytest.raises(simclr.UserError, match=r"failed torchvision's md5 check: test_batch \(corrupted"):
         simclr.create("dataset", "cifar10", root=str(tmp_path))
 
 

@@ -19,7 +19,10 @@ FILES = [name for name, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.
 
 def _split(root: Path, train: bool, download: bool) -> tuple[TensorSplit, list[str]]:
     folder = root / CIFAR10.base_folder
-    data = load("CIFAR-10", folder, CIFAR10.url, download, lambda: CIFAR10(str(root), train, download=download))
+    checksums = [*CIFAR10.train_list, *CIFAR10.test_list, (CIFAR10.meta["filename"], CIFAR10.meta["md5"])]
+    data = load(
+        "CIFAR-10", folder, CIFAR10.url, download, lambda: CIFAR10(str(root), train, download=download), checksums
+    )
     images = torch.from_numpy(data.data).permute(0, 3, 1, 2).contiguous()
     return TensorSplit(images, torch.tensor(data.targets)), list(data.classes)
 

@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+from torchvision.datasets.utils import check_integrity
+
 import simclr
 
 T = TypeVar("T")
@@ -29,16 +31,21 @@ def require_files(dataset: str, folder: Path, files: list[str], url: str) -> Non
     )
 
 
-def load(dataset: str, folder: Path, url: str, download: bool, build: Callable[[], T]) -> T:
-    """Run a torchvision loader, turning its failed md5 check (or failed download) into a UserError."""
+def load(
+    dataset: str, folder: Path, url: str, download: bool, build: Callable[[], T], checksums: list[tuple[str, str]]
+) -> T:
+    """Run a torchvision loader, turning its failed md5 check (or failed download) into a UserError that names
+    the files of ``checksums`` (name, md5) that failed it."""
     try:
         return build()
     except RuntimeError as exc:
         if "corrupted" not in str(exc):
             raise
+        failed = [name for name, md5 in checksums if not check_integrity(str(folder / name), md5)] or ["one of them"]
         raise simclr.UserError(
-            f"{dataset} files in {folder.resolve()} failed torchvision's md5 check (corrupted or partly "
-            f"downloaded): delete them and set `download: true`, or extract {url} there again."
+            f"{dataset} files in {folder.resolve()} failed torchvision's md5 check: {', '.join(failed)} "
+            "(corrupted, partly downloaded, or not the original files: re-packed copies and subsets are refused). "
+            f"Delete them and set `download: true`, or extract {url} there again."
         ) from None
     except OSError as exc:
         if not download:

@@ -74,6 +74,7 @@ class STL10Dataset(ImageDataset):
             _STL10.url,
             download,
             lambda: _STL10(str(self.root), split, download=download),
+            [(name, md5) for name, md5 in _STL10.train_list + _STL10.test_list if name in _files_of(split)],
         )
 
     @functools.cached_property

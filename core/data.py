@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 from typing import Any
 
 import torch
@@ -125,6 +126,27 @@ def channel_stats(images: torch.Tensor) -> tuple[tuple[float, float, float], tup
         means.append(float(mean))
         stds.append(max(float((counts * (values - mean) ** 2).sum().sqrt()), 1e-3))
     return (means[0], means[1], means[2]), (stds[0], stds[1], stds[2])
+
+
+class LazyStatsImageDataset(ImageDataset):
+    """An ImageDataset whose splits load on first use: mean and std are computed when first asked for, from the
+    images :meth:`stats_images` gives (an evaluation, which normalises as the checkpoint says, never loads them)."""
+
+    @abc.abstractmethod
+    def stats_images(self) -> torch.Tensor:
+        """The uint8 images [N, 3, S, S] the normalisation statistics come from."""
+
+    @functools.cached_property
+    def _stats(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
+        return channel_stats(self.stats_images())
+
+    @property
+    def mean(self) -> tuple[float, float, float]:  # type: ignore[override]
+        return self._stats[0]
+
+    @property
+    def std(self) -> tuple[float, float, float]:  # type: ignore[override]
+        return self._stats[1]
 
 
 class InMemoryImageDataset(ImageDataset):

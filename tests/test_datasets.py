@@ -204,20 +204,19 @@ def test_dataset_paths_expand_the_home_folder(tmp_path, monkeypatch):
         simclr.create("dataset", "cifar10", root="~/nowhere")
 
 
+def labelled_image_folder(root: Path, **params):
+    """The image_folder dataset of ``root``'s train, eval_train and eval_test folders."""
+    folders = {name: str(root / name) for name in ("train", "eval_train", "eval_test")}
+    return simclr.create("dataset", "image_folder", **folders, **params)
+
+
 def test_image_folder_labelled_eval_folders(tmp_path, caplog):
     for split, count in (("eval_train", 2), ("eval_test", 1)):
         for label, colour in (("cat", (200, 0, 0)), ("dog", (0, 200, 0))):
             for i in range(count):
                 save(tmp_path / split / label / f"{i}.png", Image.new("RGB", (12, 12), colour))
     save(tmp_path / "train" / "x.png", Image.new("RGB", (12, 12), (1, 2, 3)))
-    dataset = simclr.create(
-        "dataset",
-        "image_folder",
-        train=str(tmp_path / "train"),
-        eval_train=str(tmp_path / "eval_train"),
-        eval_test=str(tmp_path / "eval_test"),
-        image_size=8,
-    )
+    dataset = labelled_image_folder(tmp_path, image_size=8)
     assert dataset.class_names == ["cat", "dog"]
     train_images, train_labels = split_tensors(dataset.eval_splits()[0])
     test_images, test_labels = split_tensors(dataset.eval_splits()[1])
@@ -229,35 +228,17 @@ def test_image_folder_labelled_eval_folders(tmp_path, caplog):
     for image in (tmp_path / "eval_test" / "dog").iterdir():
         image.unlink()
     with caplog.at_level(logging.WARNING, logger="simclr"):
-        dataset = simclr.create(
-            "dataset",
-            "image_folder",
-            train=str(tmp_path / "train"),
-            eval_train=str(tmp_path / "eval_train"),
-            eval_test=str(tmp_path / "eval_test"),
-        )
+        dataset = labelled_image_folder(tmp_path)
     assert "has no images of classes ['dog']" in caplog.text and split_tensors(dataset.eval_splits()[1])[
         1
     ].tolist() == [0]
     (tmp_path / "eval_train" / "fish").mkdir()
     with pytest.raises(simclr.UserError, match=r"class folders \['fish'\] of .* hold no readable images"):
-        simclr.create(
-            "dataset",
-            "image_folder",
-            train=str(tmp_path / "train"),
-            eval_train=str(tmp_path / "eval_train"),
-            eval_test=str(tmp_path / "eval_test"),
-        )
+        labelled_image_folder(tmp_path)
     (tmp_path / "eval_train" / "fish").rmdir()
     save(tmp_path / "eval_test" / "bird" / "0.png", Image.new("RGB", (12, 12)))
     with pytest.raises(simclr.UserError, match="bird"):
-        simclr.create(
-            "dataset",
-            "image_folder",
-            train=str(tmp_path / "train"),
-            eval_train=str(tmp_path / "eval_train"),
-            eval_test=str(tmp_path / "eval_test"),
-        )
+        labelled_image_folder(tmp_path)
     with pytest.raises(simclr.ConfigError, match="both"):
         simclr.create("dataset", "image_folder", train=str(tmp_path / "train"), eval_train=str(tmp_path))
 

@@ -15,7 +15,7 @@ import torch
 from PIL import Image, ImageOps
 
 import simclr
-from simclr.data import ImageDataset, TensorSplit, channel_stats
+from simclr.data import LazyStatsImageDataset, TensorSplit
 
 from .params import ImageFolderParams
 
@@ -149,7 +149,7 @@ def _check_classes(
         )
 
 
-class ImageFolderDataset(ImageDataset):
+class ImageFolderDataset(LazyStatsImageDataset):
     """Pre-trains on every readable image below ``train``; evaluates on ``eval_train`` / ``eval_test`` when
     given. mean and std come from the pre-training images. The labelled folders are read when the dataset is
     built, the pre-training folder when it is first used: an evaluation (which normalises as the checkpoint says)
@@ -179,17 +179,8 @@ class ImageFolderDataset(ImageDataset):
         reader.warn_of_skipped()
         return split
 
-    @cached_property
-    def _stats(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-        return channel_stats(self.pretrain.images)
-
-    @property
-    def mean(self) -> tuple[float, float, float]:  # type: ignore[override]
-        return self._stats[0]
-
-    @property
-    def std(self) -> tuple[float, float, float]:  # type: ignore[override]
-        return self._stats[1]
+    def stats_images(self) -> torch.Tensor:
+        return self.pretrain.images
 
     def pretrain_split(self) -> TensorSplit:
         return self.pretrain

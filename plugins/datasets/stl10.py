@@ -12,7 +12,7 @@ import torchvision
 from torch.utils.data import ConcatDataset, Dataset
 from torchvision.datasets.utils import check_integrity
 
-from simclr.data import ImageDataset, TensorSplit, channel_stats
+from simclr.data import LazyStatsImageDataset, TensorSplit
 
 from .files import load, require_files
 from .params import STL10Params
@@ -49,7 +49,7 @@ def _tensor_split(data: _STL10) -> TensorSplit:
     return TensorSplit(torch.from_numpy(data.data), torch.from_numpy(data.labels.astype(np.int64)))
 
 
-class STL10Dataset(ImageDataset):
+class STL10Dataset(LazyStatsImageDataset):
     """Pre-trains on ``unlabeled`` (+ ``train``); evaluates on ``train`` / ``test``. Splits load on first use;
     mean and std come from the labelled train split."""
 
@@ -88,17 +88,8 @@ class STL10Dataset(ImageDataset):
             require_files("STL-10", self.folder, FILES, _STL10.url)
         return _tensor_split(self._torchvision("unlabeled"))
 
-    @functools.cached_property
-    def _stats(self) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
-        return channel_stats(self.train.images)
-
-    @property
-    def mean(self) -> tuple[float, float, float]:  # type: ignore[override]
-        return self._stats[0]
-
-    @property
-    def std(self) -> tuple[float, float, float]:  # type: ignore[override]
-        return self._stats[1]
+    def stats_images(self) -> torch.Tensor:
+        return self.train.images
 
     def augment_defaults(self) -> dict[str, Any]:
         return {"jitter_strength": 1.0, "blur": True}

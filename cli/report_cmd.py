@@ -19,7 +19,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="results table of the evaluated runs under a folder",
         description="Find every eval.json under DIR (recursively) and write DIR/report.md, DIR/report.csv and "
         "DIR/report.png (linear top-1 per run, random-init baseline and reported number as markers). Accuracies "
-        "in percent; train time is the sum of the epochs' seconds in metrics.jsonl.",
+        "in percent; train time and images/s are those of the run's training.json (every part of a resumed run).",
     )
     parser.add_argument("directory", type=Path, metavar="DIR", help="a sweep directory, or any folder of runs")
     parser.set_defaults(func=run)

@@ -1,8 +1,8 @@
 """The results table of a folder of runs: one row per run directory holding an eval.json (or a failed sweep run).
 
 Each row joins the run's eval.json (accuracies in percent), its config.yaml (backbone, loss, optimizer, batch,
-epochs), its metrics.jsonl (train time = sum of the epoch records' ``seconds``; images/s = images trained on
-over that time) and, for sweep runs, its sweep.json (name, order, reported number, status).
+epochs), its training.json (epochs trained, train time, images trained on) and, for sweep runs, its sweep.json
+(name, order, reported number, status).
 :func:`write_report` writes ``report.md``, ``report.csv`` and ``report.png`` (bar chart of linear top-1).
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from simclr.errors import UserError
-from simclr.rundir import CONFIG_FILE, EVAL_FILE
+from simclr.rundir import CONFIG_FILE, EVAL_FILE, TRAINING_FILE
 from simclr.sweep import SWEEP_RECORD, read_record
 
 log = logging.getLogger("simclr")
@@ -51,21 +51,15 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _epoch_records(path: Path) -> list[dict[str, Any]]:
-    """The last epoch record of each epoch in a metrics.jsonl."""
-    epochs: dict[int, dict[str, Any]] = {}
+def _read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``; {} when it is missing (a run that never checkpointed)."""
     try:
-        lines = path.read_text().splitlines()
+        data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(record, dict) and record.get("type") == "epoch" and isinstance(record.get("epoch"), int):
-            epochs[record["epoch"]] = record
-    return list(epochs.values())
+        return {}
+    if not isinstance(data, dict):
+        raise TypeError(f"{path.name} holds a JSON {type(data).__name__}, not an object")
+    return data
 
 
 def _loss_label(loss: dict[str, Any]) -> tuple[str, Any]:
@@ -78,19 +72,13 @@ def _loss_label(loss: dict[str, Any]) -> tuple[str, Any]:
 def _row(run_dir: Path, root: Path) -> dict[str, Any]:
     record = read_record(run_dir)
     config = _read_yaml(run_dir / CONFIG_FILE)
-    try:
-        result = json.loads((run_dir / EVAL_FILE).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        result = {}
-    if not isinstance(result, dict):
-        raise TypeError(f"a JSON {type(result).__name__}, not an object")
+    result = _read_json(run_dir / EVAL_FILE)
+    trained = _read_json(run_dir / TRAINING_FILE)
     relative = run_dir.relative_to(root).as_posix()
     loss_config = config.get("loss", {})
     loss, tm = _loss_label(loss_config)
     optimizer = config.get("optimizer", {})
-    epochs = _epoch_records(run_dir / "metrics.jsonl")
-    seconds = sum(r.get("seconds", 0.0) for r in epochs)
-    images = sum(r.get("images_per_sec", 0.0) * r.get("seconds", 0.0) for r in epochs)
+    seconds, images = trained.get("train_seconds"), trained.get("images")
     row: dict[str, Any] = {
         "run": record.get("name") or (relative if relative != "." else run_dir.resolve().name),
         "dir": relative,
@@ -105,7 +93,7 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
         "lr": optimizer.get("lr"),
         "batch": config.get("data", {}).get("batch_size"),
         "epochs": result.get("epoch", config.get("train", {}).get("epochs")),
-        "trained_epochs": max(r["epoch"] for r in epochs) + 1 if epochs else None,
+        "trained_epochs": trained.get("epochs"),
         "linear_top1": result.get("linear", {}).get("top1"),
         "linear_top5": result.get("linear", {}).get("top5"),
         "few_label": {k: v.get("top1") for k, v in result.get("few_label", {}).items()},
@@ -113,8 +101,8 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
         "knn_k": result.get("knn", {}).get("k"),
         "representation": result.get("representation", "backbone") if result else None,
         "baseline_top1": result.get("baseline", {}).get("linear", {}).get("top1"),
-        "train_seconds": seconds if epochs else None,
-        "images_per_sec": images / seconds if seconds else None,
+        "train_seconds": seconds,
+        "images_per_sec": images / seconds if seconds and images is not None else None,
         "order": record.get("index", float("inf")),
     }
     if "reported" in record:
@@ -132,7 +120,8 @@ def collect(root: str | Path) -> list[dict[str, Any]]:
         try:
             rows.append(_row(run_dir, root))
         except (AttributeError, TypeError, ValueError, KeyError) as exc:  # a damaged or foreign file's shape
-            log.warning("report: skipped %s: its %s is not what simclr writes (%s)", run_dir, EVAL_FILE, exc)
+            files = f"{EVAL_FILE} or {TRAINING_FILE}"
+            log.warning("report: skipped %s: its %s is not what simclr writes (%s)", run_dir, files, exc)
     if not rows:
         raise UserError(f"{root}: no {EVAL_FILE} under it; evaluate runs with `simclr eval RUN_DIR` first")
     return sorted(rows, key=lambda r: (str(Path(r["dir"]).parent), r["order"], r["dir"]))

@@ -19,6 +19,8 @@ MIN_FREE_BYTES = 200 * 1024**2
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS = "checkpoints"
 LAST_CHECKPOINT = "last.pt"
+#: how far the run has trained and what it took (epochs, steps, seconds, images), rewritten with each checkpoint
+TRAINING_FILE = "training.json"
 #: the run's own evaluation (its last checkpoint, as its config says), which `simclr report` and sweeps read
 EVAL_FILE = "eval.json"
 #: written first into every new run directory

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from simclr import config as config_module
+from simclr.atomic import write_json
 from simclr.checkpoint import load_checkpoint, remove_partial_writes, save_checkpoint
 from simclr.data import check_split_images
 from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm
@@ -27,7 +28,7 @@ from simclr.metrics import MetricTracker
 from simclr.model import SimCLRModel
 from simclr.plugin_manager import plugin_system
 from simclr.progress import TrainProgress
-from simclr.rundir import CONFIG_FILE, check_new_run_dir, create_run_dir, last_checkpoint
+from simclr.rundir import CONFIG_FILE, TRAINING_FILE, check_new_run_dir, create_run_dir, last_checkpoint
 from simclr.runtime import Runtime, make_runtime, seed_everything, shutdown
 from simclr.schedule import LRSchedule, batch_scale
 from simclr.schema import Experiment
@@ -192,6 +193,8 @@ class Trainer:
         self.last_finite_loss: float | None = None
         #: the metric totals, steps and seconds of an epoch interrupted part-way, carried into its resumed part
         self.epoch_progress: dict[str, Any] | None = None
+        #: seconds and images of the completed epochs, over every resume (None: a checkpoint older than the count)
+        self.trained: dict[str, float] | None = {"seconds": 0.0, "images": 0}
         self.stopping = False
         if state is not None:
             self._restore(state)
@@ -246,6 +249,7 @@ class Trainer:
             "normalisation": {key: [float(v) for v in getattr(self.dataset, key)] for key in ("mean", "std")},
             "last_finite_loss": self.last_finite_loss,
             "epoch_progress": self.epoch_progress,
+            "trained": self.trained,
             "torch_version": str(torch.__version__),
         }
 
@@ -282,6 +286,7 @@ class Trainer:
         self.global_step = state["global_step"]
         self.last_finite_loss = state.get("last_finite_loss")
         self.epoch_progress = state.get("epoch_progress") if self.step_in_epoch else None
+        self.trained = state.get("trained")
 
     def save(self) -> Path | None:
         """Write the checkpoint on rank 0 (every rank must call it: it gathers the ranks' view-stream states)."""
@@ -293,8 +298,25 @@ class Trainer:
         every = self.experiment.train.checkpoint_every
         if every and self.step_in_epoch == 0 and self.epoch % every == 0:
             save_checkpoint(state, path.with_name(f"epoch-{self.epoch:04d}.pt"))
+        write_json(self.training_record(), self.run_dir / TRAINING_FILE)
         self._hook("simclr_on_checkpoint_saved", path=path)
         return path
+
+    def training_record(self) -> dict[str, Any]:
+        """How far the run has trained and what it took, as of its last checkpoint (training.json): what
+        `simclr report` shows, whatever callbacks the run had."""
+        partial = self.epoch_progress or {}
+        seconds = images = None
+        if self.trained is not None:
+            seconds = self.trained["seconds"] + partial.get("seconds", 0.0)
+            images = self.trained["images"] + partial.get("steps", 0) * self.experiment.data.batch_size
+        return {
+            "epochs": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "train_seconds": seconds,
+            "images": images,
+        }
 
     # ---- the loop ----------------------------------------------------------------------------------------
     def _hook(self, name: str, **kwargs: Any) -> None:
@@ -421,6 +443,11 @@ class Trainer:
         }
         self.epoch += 1
         self.step_in_epoch = 0
+        if self.trained is not None:
+            self.trained = {
+                "seconds": self.trained["seconds"] + seconds,
+                "images": self.trained["images"] + epoch_steps * self.experiment.data.batch_size,
+            }
         if self.monitor_every and self.epoch % self.monitor_every == 0:
             record["knn_top1"] = self._knn_monitor()
         self.context.epoch, self.context.step = self.epoch, self.global_step

@@ -204,9 +204,10 @@ def fake_run(folder: Path, config: dict, result: dict | None, epochs: list[tuple
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     if result is not None:
         (folder / "eval.json").write_text(json.dumps(result))
-    lines = [{"type": "step", "epoch": 0, "step": 1, "loss": 1.0, "images_per_sec": 5.0}]
-    lines += [{"type": "epoch", "epoch": i, "images_per_sec": s, "seconds": t} for i, (s, t) in enumerate(epochs)]
-    (folder / "metrics.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    if epochs:  # (images/s, seconds) of each epoch trained, summed into training.json as the trainer does
+        images = sum(rate * seconds for rate, seconds in epochs)
+        trained = {"epochs": len(epochs), "train_seconds": sum(t for _, t in epochs), "images": images}
+        (folder / "training.json").write_text(json.dumps(trained))
     if record is not None:
         (folder / "sweep.json").write_text(json.dumps(record))
 
@@ -379,7 +380,7 @@ def test_report_skips_damaged_or_foreign_results_with_a_warning(tmp_path, caplog
     rows = (root / "report.md").read_text().splitlines()[2:]
     assert len(rows) == 1 and rows[0].startswith("| good |")
     for name in ("a-list", "odd-shape", "binary"):
-        assert f"report: skipped {root / name}: its eval.json is not what simclr writes" in caplog.text
+        assert f"report: skipped {root / name}: its eval.json or training.json is not what simclr" in caplog.text
 
 
 def test_a_damaged_run_config_in_a_sweep_is_an_error_not_a_traceback(tmp_path, capsys):

@@ -146,6 +146,25 @@ def test_a_resume_that_trains_on_says_the_runs_evaluation_is_of_an_earlier_epoch
     assert "is the evaluation of epoch" not in capsys.readouterr().err
 
 
+def test_the_report_of_a_run_without_callbacks_has_its_train_time_and_staleness(tmp_path):
+    import csv
+
+    from simclr.cli.main import main
+
+    run = tmp_path / "runs" / "quiet"
+    Trainer(tiny(["train.epochs=1", "train.callbacks=[]"]), run, show_progress=False).fit()
+    (run / "eval.json").write_text(json.dumps({"epoch": 1, "linear": {"top1": 50.0}}))
+    Trainer(tiny(["train.callbacks=[]"]), run, resume=True, show_progress=False).fit()
+    assert not (run / "metrics.jsonl").exists()
+    assert main(["report", str(tmp_path / "runs")]) == 0
+    with open(tmp_path / "runs" / "report.csv") as handle:
+        [row] = csv.DictReader(handle)
+    trained = json.loads((run / "training.json").read_text())
+    assert (row["epochs"], row["trained_epochs"]) == ("1", "2")
+    assert float(row["train_seconds"]) == pytest.approx(trained["train_seconds"]) and trained["train_seconds"] > 0
+    assert float(row["images_per_sec"]) == pytest.approx(6 * 32 / trained["train_seconds"])
+
+
 def test_a_run_made_before_a_check_was_added_still_resumes_and_evaluates(tmp_path, capsys):
     """A run name with a folder in it (accepted before) and a blur sigma range starting at 0 (unused with blur
     off) in a run's stored config do not lock the run out; a new experiment with them is refused."""
@@ -275,6 +294,41 @@ def test_an_epoch_interrupted_between_metric_reads_records_every_step_and_both_p
     assert_same_epoch_losses(tmp_path / "straight", tmp_path / "resumed")
     last = json.loads((tmp_path / "resumed" / "metrics.jsonl").read_text().splitlines()[-1])
     assert last["type"] == "epoch" and last["seconds"] > state["epoch_progress"]["seconds"] > 0
+
+
+def test_training_json_counts_the_time_and_images_of_every_part_of_an_interrupted_run(tmp_path):
+    """training.json (what `simclr report` reads, whatever the callbacks) sums the epochs' time over resumes and
+    agrees with the epoch records of metrics.jsonl; 3 steps of 32 images per epoch."""
+    run = tmp_path / "run"
+    interrupted = Trainer(tiny(["train.log_every=10"]), run, show_progress=False)
+    interrupted.loss_fn = SignalOnCall(interrupted.loss_fn, call=5)
+    with pytest.raises(Interrupted):
+        interrupted.fit()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    [first_epoch] = [r for r in records if r["type"] == "epoch"]
+    partial = load_checkpoint(run)["epoch_progress"]["seconds"]
+    at_signal = json.loads((run / "training.json").read_text())
+    assert at_signal == {
+        "epochs": 1,
+        "step_in_epoch": 2,
+        "global_step": 5,
+        "train_seconds": pytest.approx(first_epoch["seconds"] + partial),
+        "images": 5 * 32,
+    }
+    Trainer(tiny(), run, resume=True, show_progress=False).fit()
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in records if r["type"] == "epoch"]
+    finished = json.loads((run / "training.json").read_text())
+    assert finished["train_seconds"] == pytest.approx(sum(r["seconds"] for r in epochs))
+    position = (finished["epochs"], finished["step_in_epoch"], finished["global_step"])
+    assert position == (2, 0, 6) and finished["images"] == 6 * 32
+
+    state = load_checkpoint(run)  # a checkpoint from before the count: the time is unknown, not undercounted
+    del state["trained"]
+    save_checkpoint(state, run / "checkpoints" / "last.pt")
+    Trainer(tiny(["train.epochs=3"]), run, resume=True, show_progress=False).fit()
+    longer = json.loads((run / "training.json").read_text())
+    assert (longer["epochs"], longer["train_seconds"], longer["images"]) == (3, None, None)
 
 
 @pytest.mark.parametrize("recorded", [True, False])

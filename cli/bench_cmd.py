@@ -31,7 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     add_set_argument(parser)
     parser.add_argument("--steps", type=int, default=20, help="timed repetitions of each part (median reported)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed repetitions first")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed repetitions of each part first (at least 1)")
     parser.add_argument("--device", help="override train.device")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(func=run)
@@ -52,10 +52,13 @@ def _default_experiment() -> Path:
 def run(args: argparse.Namespace) -> int:
     from simclr.bench import run_bench
 
-    if args.steps < 1 or args.warmup < 0:
+    if args.steps < 1 or args.warmup < 1:
         from simclr.errors import UserError
 
-        raise UserError("--steps must be >= 1 and --warmup >= 0")
+        raise UserError(
+            f"--steps and --warmup must be at least 1 (got {args.steps} and {args.warmup}): a part's first call pays "
+            "one-time costs (optimizer state, cuDNN autotuning, allocations) that would skew the ratios"
+        )
     experiment = config.load_experiment(args.experiment or _default_experiment(), args.overrides)
     result = run_bench(experiment, args.steps, args.warmup, args.device)
     if args.json:

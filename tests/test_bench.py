@@ -69,8 +69,9 @@ def test_bench_checks_the_loss_contract_too(monkeypatch):
 
 
 def test_bench_rejects_bad_arguments(tmp_path):
-    result = run_simclr("bench", "configs/quickstart.yaml", "--steps", "0")
-    assert result.returncode == 2 and "--steps" in result.stderr
+    for flags, given in ((["--steps", "0"], "(got 0 and 5)"), (["--warmup", "0"], "(got 20 and 0)")):
+        result = run_simclr("bench", "configs/quickstart.yaml", *flags)
+        assert result.returncode == 2 and f"--steps and --warmup must be at least 1 {given}" in result.stderr
 
 
 def test_resident_path_gives_the_batched_views_of_a_device_side_shuffle(tmp_path):

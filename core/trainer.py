@@ -87,6 +87,25 @@ def check_loss_output(loss: Any, loss_fn: Any, name: str) -> None:
         raise PluginError(f"loss '{name}' from {provider} {problem}")
 
 
+def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """Load a checkpoint's optimizer state (moments, step counts) into the optimizer built from the config now,
+    keeping that optimizer's group options. ``load_state_dict`` alone would put back the saved ones, so a resume
+    with ``--set optimizer.weight_decay=...`` would silently keep the old value, and a run resumed on another
+    device would keep the old device's kernel choice (fused or not), which need not exist here and which GradScaler
+    would feed the wrong arguments (it asks the optimizer built now whether it takes the grad scale)."""
+    built = [{key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups]
+    groups = [{**group, **options} for group, options in zip(saved["param_groups"], built)]
+    try:
+        optimizer.load_state_dict({**saved, "param_groups": groups})
+    except ValueError as exc:  # another number or size of parameter groups
+        raise UserError(
+            f"the checkpoint's optimizer state does not fit the optimizer of the config ({exc}); a resumed run "
+            "keeps how its optimizer groups the parameters: --set may not change optimizer.exclude_bias_and_norm "
+            "or what else decides the groups"
+        ) from None
+    match_parameter_layout(optimizer)
+
+
 def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
     """Give each per-parameter state tensor (momentum, Adam's moments) its parameter's memory layout.
     ``load_state_dict`` moves state to the parameter's device and dtype but keeps the saved strides, so a run
@@ -265,8 +284,14 @@ class Trainer:
                 "--set may not change model.* or the dataset's image size"
             )
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        match_parameter_layout(self.optimizer)
+        trained_with = state.get("config", {}).get("optimizer", {}).get("name", self.experiment.optimizer.name)
+        if trained_with != self.experiment.optimizer.name:
+            raise UserError(
+                f"{last_checkpoint(self.run_dir)}: the run trained with optimizer '{trained_with}' and its state is "
+                f"that optimizer's; a resumed run keeps its optimizer: --set may not change optimizer.name to "
+                f"'{self.experiment.optimizer.name}' (start a new run for another optimizer)"
+            )
+        load_optimizer_state(self.optimizer, state["optimizer"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["rng"]["torch"])

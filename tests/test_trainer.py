@@ -717,6 +717,46 @@ def test_a_resumed_optimizer_state_takes_its_parameters_memory_layout(optimizer)
     assert torch.allclose(resumed_param, reference, atol=1e-6)
 
 
+def test_a_resumed_optimizer_keeps_the_configs_options_and_this_devices_kernel_choice(tmp_path):
+    """The checkpoint gives the moments; the config and this device give the options. A checkpoint from where
+    no fused kernel was chosen, resumed under fp16: GradScaler hands the grad scale to the optimizer built now,
+    which must then be the fused one it asked (before, the saved options came back and the step failed)."""
+    run = tmp_path / "run"
+    Trainer(tiny(["train.epochs=1"]), run, show_progress=False).fit()
+    state = load_checkpoint(run)
+    for group in state["optimizer"]["param_groups"]:
+        group["fused"], group["foreach"] = None, True
+    save_checkpoint(state, run / "checkpoints" / "last.pt")
+    resumed = Trainer(
+        tiny(["train.precision=fp16", "optimizer.weight_decay=0.5"]), run, resume=True, show_progress=False
+    )
+    [group] = resumed.optimizer.param_groups
+    assert (group["fused"], group["foreach"], group["weight_decay"]) == (True, None, 0.5)
+    steps_before = {p: s["step"].item() for p, s in resumed.optimizer.state.items()}
+    assert set(steps_before.values()) == {3.0}  # the saved moments and step counts came back
+    resumed.fit()
+    assert {s["step"].item() for s in resumed.optimizer.state.values()} == {6.0}
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "optimizer={name: sgd, lr: 0.1, momentum: 0.9}",
+            "trained with optimizer 'adam'.*may not change optimizer.name",
+        ),
+        ("optimizer.exclude_bias_and_norm=true", "does not fit the optimizer.*optimizer.exclude_bias_and_norm"),
+    ],
+)
+def test_a_resume_that_changes_the_optimizer_is_refused_with_nothing_written(tmp_path, override, message):
+    run = tmp_path / "run"
+    Trainer(tiny(["train.epochs=1"]), run, show_progress=False).fit()
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(UserError, match=message):
+        Trainer(tiny([override]), run, resume=True, show_progress=False)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
 def test_a_run_resumed_with_channels_last_has_optimizer_state_in_that_layout(tmp_path):
     Trainer(tiny(["train.epochs=1", "train.channels_last=false"]), tmp_path / "run", show_progress=False).fit()
     resumed = Trainer(tiny(["train.channels_last=true"]), tmp_path / "run", resume=True, show_progress=False)

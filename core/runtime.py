@@ -81,6 +81,14 @@ def resolve_device(
     return torch.device(name)
 
 
+def auto_precision(device: torch.device) -> str:
+    """bf16 on a GPU that computes it natively (Ampere and later); fp16 (with GradScaler) on an older one, where
+    torch would emulate bf16 slowly; fp32 elsewhere."""
+    if device.type != "cuda":
+        return "fp32"
+    return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+
+
 def make_runtime(train: TrainConfig, device_override: str | None = None) -> Runtime:
     """Resolve device and precision; join the torchrun process group when launched by torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -89,9 +97,7 @@ def make_runtime(train: TrainConfig, device_override: str | None = None) -> Runt
     local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", str(world_size)))
     source = "--device" if device_override else "train.device"
     device = resolve_device(device_override or train.device, local_rank, local_world_size, source)
-    precision = train.precision
-    if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
+    precision = auto_precision(device) if train.precision == "auto" else train.precision
     channels_last = train.channels_last if train.channels_last is not None else device.type == "cuda"
     if device.type == "cuda":
         # the current device too: CUDA events, caches and NCCL use it, not the tensors' device

@@ -15,6 +15,7 @@ def two_fake_gpus(monkeypatch):
     """torch believes two GPUs are visible; set_device calls are recorded, not made."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     current = []
     monkeypatch.setattr(torch.cuda, "set_device", current.append)
     for flags in (torch.backends.cuda.matmul, torch.backends.cudnn):  # restored after the test
@@ -46,6 +47,14 @@ def test_a_cuda_run_makes_its_device_current_and_uses_tf32_only_in_float32(two_f
     with exact_float32():
         assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
     assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+
+
+def test_auto_precision_is_fp16_on_a_gpu_that_would_only_emulate_bf16(two_fake_gpus, monkeypatch):
+    """A T4 or V100: torch.cuda.is_bf16_supported() is True there (by emulation, slowly); only the native answer
+    counts."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert make_runtime(TrainConfig(device="cuda")).precision == "fp16"
+    assert make_runtime(TrainConfig(device="cuda", precision="bf16")).precision == "bf16"  # asked for: kept
 
 
 def test_a_cpu_run_touches_no_cuda_setting(monkeypatch):

@@ -142,12 +142,9 @@ def test_gpu_check_script_falls_back_to_the_cpu(tmp_path):
 
 
 def test_a_failing_gpu_check_bench_leaves_the_others_and_a_summary(tmp_path, monkeypatch):
-    import importlib.util
     import sys
 
-    spec = importlib.util.spec_from_file_location("gpu_check_benches", ROOT / "benchmarks" / "gpu_check_benches.py")
-    benches = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benches)
+    benches = load_benchmark_script("gpu_check_benches")
     measured = []
 
     def bench(backbone, size, batch, compile_model, steps, warmup):
@@ -171,3 +168,42 @@ def test_a_failing_gpu_check_bench_leaves_the_others_and_a_summary(tmp_path, mon
     assert summary["bench-resnet50-16"] == {"error": "RuntimeError: out of memory"}
     assert summary["bench-resnet18-32"]["images_per_sec"] == 100.0
     assert summary["bench-resnet18-32"]["epoch_seconds"] == 500.0  # CIFAR-10's 50,000 images at 100 images/s
+
+
+def load_benchmark_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_the_reference_loop_computes_in_the_frameworks_precision(tmp_path, monkeypatch, precision):
+    """compare_reference's plain loop takes the framework's autocast (and memory format), so that on a GPU the
+    ratio is not bf16 against strict float32; its loss stays float32 and its weights move."""
+    import sys
+
+    reference = load_benchmark_script("compare_reference")
+    args = ["compare_reference.py", "--image-size", "16", "--batch", "8", "--steps", "1", "--rounds", "1"]
+    args += ["--backbone", "small_resnet", "--precision", precision, "--json", str(tmp_path / "result.json")]
+    seen = []
+    original = reference.time_reference
+
+    def recording(loader, model, optimizer, runtime):
+        hook = model.register_forward_pre_hook(
+            lambda *_: seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        )
+        before = [p.detach().clone() for p in model.parameters()]
+        rate = original(loader, model, optimizer, runtime)
+        hook.remove()
+        assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+        return rate
+
+    monkeypatch.setattr(reference, "time_reference", recording)
+    monkeypatch.setattr(sys, "argv", args)
+    reference.main()
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["precision"] == precision and result["median_ratio"] > 0
+    assert set(seen) == {torch.bfloat16 if precision == "bf16" else None}

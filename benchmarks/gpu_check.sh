@@ -11,6 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-gpu-check}"
 mkdir -p "$out"
+rm -f "$out"/summary.json "$out"/bench-*.json "$out"/tests.log  # an earlier check's results are never shown as this one's
 
 if ! python3 -c "import simclr.cli.main" 2>/dev/null; then
   site="${TMPDIR:-/tmp}/simclr-gpu-check-site"
@@ -42,12 +43,23 @@ PY
   python3 -m pip install --no-index --no-deps --no-compile --no-cache-dir --no-build-isolation --upgrade \
     --target "$site" . >> "$out/install.log" 2>&1 || install_failed
 fi
-python3 -c "import torch, simclr; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
-'simclr', simclr.__version__, 'losses', simclr.names('loss'))"
+if ! python3 -c "import torch, simclr; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), \
+'simclr', simclr.__version__, 'losses', simclr.names('loss'))"; then
+  echo "simclr cannot be imported here (see above): a dependency is missing; run benchmarks/gpu_wheels.sh where" \
+    "the package registry is reachable and carry .whl/ along"
+  exit 2
+fi
+if command -v nvidia-smi > /dev/null && nvidia-smi -L 2> /dev/null | grep -q "^GPU" \
+  && ! python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
+  nvidia-smi -L
+  echo "nvidia-smi lists a GPU but torch cannot use it (a CUDA build that does not fit the driver?): stopping" \
+    "rather than measuring the CPU"
+  exit 1
+fi
 
 tests_status=0
 if python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-  python3 -m pytest -q -p no:cacheprovider tests/test_bench.py tests/test_losses.py tests/test_runtime.py \
+  timeout 240 python3 -m pytest -q -p no:cacheprovider tests/test_bench.py tests/test_losses.py tests/test_runtime.py \
     -k "cuda or autocast" > "$out/tests.log" 2>&1 || tests_status=$?
   tail -n 30 "$out/tests.log"
 else

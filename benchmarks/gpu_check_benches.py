@@ -81,9 +81,10 @@ def main() -> int:
             (args.out / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
             summary[name] = summarise(result)
         print(name, json.dumps(summary[name]), flush=True)
+        # after each bench: a check stopped at its time limit still leaves the figures it has
+        (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         if cuda:
             torch.cuda.empty_cache()
-    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return 1 if any("error" in entry for entry in summary.values()) else 0
 
 

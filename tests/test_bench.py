@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import subprocess
 
 import pytest
 import torch
 import yaml
 from conftest import ROOT, run_simclr
-from test_trainer import TINY, tiny
+from test_trainer import TINY, tiny, weights
 
 from simclr.bench import run_bench
 from simclr.trainer import Trainer
@@ -128,10 +130,33 @@ def test_cuda_run_trains_resumes_from_a_cpu_checkpoint_and_evaluates(tmp_path, c
     assert result["epoch"] == 3 and 0 <= result["linear"]["top1"] <= 100
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(
+    "overrides, path",
+    [
+        (["data.device_resident=never"], "loader"),  # pinned host batches, augmented on the GPU
+        (["data.augment.backend=cpu", "data.num_workers=1"], "cpu"),  # augmented in workers, copied over
+        (["train.precision=fp16"], "resident"),  # GradScaler handing its scale to the fused Adam
+        (["train.precision=fp16", "optimizer={name: lars, lr: 0.3}"], "resident"),  # GradScaler, unfused LARS
+        (["model.sync_batchnorm=true", "train.channels_last=false"], "resident"),
+    ],
+)
+def test_cuda_trains_on_each_data_path_and_precision(tmp_path, overrides, path):
+    trainer = Trainer(tiny(["train.device=cuda", "train.epochs=1", *overrides]), tmp_path / "run", show_progress=False)
+    assert trainer.stream.path == path
+    before = weights(trainer.model)
+    trainer.fit()
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss"]) for r in records)
+    assert any(not torch.equal(before[k], v) for k, v in trainer.model.state_dict().items())
+
+
 @pytest.mark.slow
 def test_gpu_check_script_falls_back_to_the_cpu(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("this checks the CPU fallback")
+    (tmp_path / "summary.json").write_text('{"bench-from-an-earlier-check": {}}')
+    (tmp_path / "bench-resnet18-96.json").write_text("{}")
     result = subprocess.run(
         ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path)], capture_output=True, text=True, timeout=600
     )
@@ -139,6 +164,28 @@ def test_gpu_check_script_falls_back_to_the_cpu(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert set(summary) == {f"bench-{b}-{s}" for b in ("resnet18", "resnet50") for s in (16, 32)}
     assert all(entry["images_per_sec"] > 0 and entry["epoch_seconds"] > 0 for entry in summary.values())
+    assert not (tmp_path / "bench-resnet18-96.json").exists()
+
+
+def test_gpu_check_stops_when_torch_cannot_use_the_gpu_that_nvidia_smi_lists(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine where torch sees no GPU")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    fake.write_text("#!/bin/sh\necho 'GPU 0: NVIDIA H200 (UUID: GPU-0)'\n")
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    result = subprocess.run(
+        ["bash", str(ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 1
+    assert "nvidia-smi lists a GPU but torch cannot use it" in result.stdout
+    assert not (tmp_path / "out" / "summary.json").exists() and not (tmp_path / "out" / "tests.log").exists()
 
 
 def test_a_failing_gpu_check_bench_leaves_the_others_and_a_summary(tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ import traceback
 
 from simclr import __version__
 from simclr.cli import bench_cmd, config_cmd, eval_cmd, export_cmd, plugins_cmd, report_cmd, sweep_cmd, train_cmd
+from simclr.cli.launch import report_error
 from simclr.cli.output import error
 from simclr.errors import SimCLRError
 from simclr.plugin_manager import warn_of_plugin_failures
@@ -66,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     except SimCLRError as exc:
         if os.environ.get("SIMCLR_DEBUG"):
             traceback.print_exc()  # the traceback as well, with the same exit status
-        error(str(exc))
+        if report_error(exc.exit_code, str(exc)):
+            error(str(exc))
         return exc.exit_code
     except KeyboardInterrupt:
-        error("interrupted")
+        if report_error(130, "interrupted"):
+            error("interrupted")
         return 130
 
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +22,7 @@ from conftest import run_simclr
 from simclr import config
 from simclr import evaluate as evaluate_module
 from simclr.checkpoint import load_checkpoint
-from simclr.cli.launch import torchrun_command
+from simclr.cli.launch import exit_status, torchrun_args
 from simclr.datastream import ViewStream
 from simclr.distributed import GlobalBatchNorm, convert_global_batchnorm, gather_shards
 from simclr.errors import UserError
@@ -253,16 +256,15 @@ def test_global_batchnorm_without_process_group_is_batchnorm():
     torch.testing.assert_close(converted.running_var, plain.running_var)
 
 
-def test_torchrun_command_drops_nproc_in_every_spelling():
+def test_torchrun_args_drop_nproc_in_every_spelling():
     for argv in (
         ["train", "exp.yaml", "--nproc", "2", "--set", "a=1"],
         ["train", "--nproc=2", "exp.yaml", "--set", "a=1"],
         ["train", "exp.yaml", "--npr", "2", "--set", "a=1"],
     ):
-        command = torchrun_command(argv, 2, Path("runs/x"))
-        assert command[:3] == [sys.executable, "-m", "torch.distributed.run"]
-        assert "--nproc_per_node=2" in command
-        assert command[command.index("simclr") + 1 :] == ["train", "exp.yaml", "--set", "a=1", "--out", "runs/x"]
+        command = torchrun_args(argv, 2, Path("runs/x"))
+        assert command[:4] == ["--standalone", "--nproc_per_node=2", "-m", "simclr"]
+        assert command[4:] == ["train", "exp.yaml", "--set", "a=1", "--out", "runs/x"]
 
 
 QUICK = {
@@ -297,6 +299,7 @@ def test_two_rank_run_resumes_in_one_process(tmp_path):
     runs = tmp_path / "runs"
     result = run_simclr("train", str(exp), "--nproc", "2", "--no-progress", cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("of frozen features") == 1 and "Traceback" not in result.stderr  # rank 0 evaluates
     (run,) = list(runs.iterdir())
     assert {"config.yaml", "metrics.jsonl", "checkpoints", "eval.json"} <= {p.name for p in run.iterdir()}
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -354,3 +357,53 @@ def test_knn_monitor_leaves_the_global_rng_alone(tmp_path):
     before = torch.get_rng_state()
     assert 0 <= trainer._knn_monitor() <= 100
     assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_the_launchers_exit_status_is_the_one_that_matters_and_each_message_is_shown_once(capsys):
+    same = {"exit_code": 2, "message": "data.batch_size 127 is not divisible by the 2 processes"}
+    assert exit_status({0: same, 1: same}, {0: 2, 1: 2}, interrupted=False) == 2
+    assert capsys.readouterr().err == ""  # rank 0 printed it itself
+    rank_only = {"exit_code": 2, "message": "LOCAL_RANK 1 but only 1 GPU"}
+    assert exit_status({1: rank_only}, {1: 2}, interrupted=False) == 2
+    assert "rank 1: LOCAL_RANK 1 but only 1 GPU" in " ".join(capsys.readouterr().err.split())
+    stopped = {"exit_code": 130, "message": "stopped by SIGTERM"}
+    assert exit_status({0: stopped, 1: stopped}, {}, interrupted=True) == 130
+    bad_input = {"exit_code": 2, "message": "missing data"}
+    assert exit_status({0: stopped, 1: bad_input}, {1: 2}, interrupted=False) == 2  # the cause, not the stop
+    assert exit_status({}, {1: -9}, interrupted=False) == 1
+    assert "rank 1 was killed by signal 9 without a message" in " ".join(capsys.readouterr().err.split())
+    assert exit_status({}, {}, interrupted=False) == 0
+
+
+@pytest.mark.slow
+def test_bad_input_found_by_the_ranks_of_nproc_exits_2_once_with_nothing_written(tmp_path):
+    exp = tmp_path / "quick.yaml"
+    exp.write_text(yaml.safe_dump({**QUICK, "data": {**QUICK["data"], "batch_size": 63}}))
+    result = run_simclr("train", str(exp), "--nproc", "2", "--no-progress", cwd=tmp_path, timeout=300)
+    assert result.returncode == 2
+    assert result.stderr.count("data.batch_size 63 is not divisible by the 2 processes") == 1
+    assert "Traceback" not in result.stderr and "ChildFailedError" not in result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_nproc_launcher_stops_every_rank_with_a_checkpoint(tmp_path):
+    """A scheduler's SIGTERM reaches only the launcher: the ranks get it through the agent, save and stop, and the
+    launcher exits 130 after them (before, it exited at once and left the ranks training)."""
+    train = {**QUICK["train"], "epochs": 50, "max_steps_per_epoch": None}
+    exp = tmp_path / "long.yaml"
+    exp.write_text(yaml.safe_dump({**QUICK, "train": train, "eval": {"after_train": False}}))
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "simclr", "train", str(exp), "--nproc", "2", "--no-progress", "--out", str(run)]
+    launcher = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    deadline = time.monotonic() + 240
+    while not (run / "metrics.jsonl").is_file() and launcher.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    launcher.send_signal(signal.SIGTERM)
+    _, stderr = launcher.communicate(timeout=120)
+    assert launcher.returncode == 130, stderr[-3000:]
+    assert stderr.count("stopped by SIGTERM") == 1 and "Traceback" not in stderr
+    state = load_checkpoint(run)
+    assert state["global_step"] > 0 and state["epoch"] < 50
+    workers = subprocess.run(["pgrep", "-f", "--", f"--out {run}"], capture_output=True, text=True).stdout
+    assert workers == ""

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import AfterValidator
+from pydantic_core import PydanticCustomError
 
-from simclr.errors import ConfigError, PluginError, SimCLRError, TrainingError, UserError
+from simclr.errors import COMPONENT_REF_ERROR, ConfigError, PluginError, SimCLRError, TrainingError, UserError
 from simclr.hookspecs import hookimpl
 from simclr.registry import KINDS, NoParams
 
@@ -126,5 +127,10 @@ class ComponentRef:
         try:
             registry.get(self.kind, name).validate(params)
         except ConfigError as exc:
-            raise ValueError("; ".join(f"{issue.path}: {issue.message}" for issue in exc.issues)) from None
+            # each issue below this field, which the config's error report places at its own key and line
+            issues = [(issue.path, issue.message) for issue in exc.issues]
+            message = "; ".join(f"{path}: {text}" for path, text in issues)
+            raise PydanticCustomError(
+                COMPONENT_REF_ERROR, "{message}", {"message": message, "issues": issues}
+            ) from None
         return value

@@ -16,7 +16,7 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from simclr.errors import ConfigError, ConfigIssue, SimCLRError
+from simclr.errors import COMPONENT_REF_ERROR, ConfigError, ConfigIssue, SimCLRError
 from simclr.schema import ComponentSection, Experiment
 
 PathKey = tuple[str | int, ...]
@@ -181,7 +181,14 @@ def validation_issues(
     for error in exc.errors(include_url=False):
         path = prefix + tuple(error["loc"])
         message = error["msg"]
-        if error["type"] == "extra_forbidden":
+        if error["type"] == COMPONENT_REF_ERROR:  # the issues of a referenced component's params, each at its key
+            for below, text in error["ctx"]["issues"]:
+                inner = path + tuple(below.split("."))
+                issues.append(ConfigIssue(_locate(positions, inner), _dotted(inner), text))
+            continue
+        if error["type"] == "value_error":  # a validator's own message, without pydantic's "Value error, "
+            message = str(error["ctx"]["error"])
+        elif error["type"] == "extra_forbidden":
             known = _known_keys(model, tuple(error["loc"])) if model is not None else []
             message = _unknown_key_message(error["loc"][-1], known)
         elif error["type"] == "missing":

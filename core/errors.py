@@ -32,6 +32,11 @@ class ConfigIssue:
         return f"{where}{what}{self.message}"
 
 
+#: the pydantic error type of a component reference (e.g. a loss's ``miner``) whose params are wrong; its context
+#: holds the (dotted path below the reference, message) of each issue
+COMPONENT_REF_ERROR = "component_ref"
+
+
 class ConfigError(UserError):
     """One or more problems in an experiment configuration."""
 

@@ -94,7 +94,8 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]
     device would keep the old device's kernel choice (fused or not), which need not exist here and which GradScaler
     would feed the wrong arguments (it asks the optimizer built now whether it takes the grad scale)."""
     built = [{key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups]
-    groups = [{**group, **options} for group, options in zip(saved["param_groups"], built)]
+    # another number of groups: load_state_dict says so below
+    groups = [{**group, **options} for group, options in zip(saved["param_groups"], built, strict=False)]
     try:
         optimizer.load_state_dict({**saved, "param_groups": groups})
     except ValueError as exc:  # another number or size of parameter groups

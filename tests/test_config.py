@@ -345,6 +345,15 @@ CATALOGUE = [
         "loss.temperature",
         "--set loss.name=margin_triplet kept the section's other keys: replace it whole, e.g. --set 'loss={name: m",
     ),
+    (
+        "a miner's params, placed at their own key and line",
+        GOOD.replace(
+            "name: nt_xent\n  temperature: 0.5", "name: margin_triplet\n  miner:\n    name: hardest\n    bogus: 1"
+        ),
+        "exp.yaml:14",
+        "loss.miner.bogus",
+        "unknown key (not a field of this section)",
+    ),
     ("override without =", (GOOD, ["loss.temperature"]), "--set loss.temperature", "", "KEY.PATH=VALUE"),
     (
         "override into a scalar",
@@ -375,6 +384,11 @@ def test_bad_config_catalogue(tmp_path, case, text, source, path, words):
         matching = [m for m in messages if m.startswith(expected_source)]
     assert matching, f"{case}: no message at {expected_source} / {path!r} in {messages}"
     assert any(words in m for m in matching), f"{case}: {words!r} not in {matching}"
+
+
+def test_a_validators_message_comes_without_pydantics_prefix(tmp_path):
+    [message] = errors_of(write(tmp_path, GOOD.replace("device: cpu", "device: gpu")))
+    assert message == f"{tmp_path / 'exp.yaml'}:18: train.device: 'gpu' is not a device; use auto, cpu, cuda or cuda:N"
 
 
 def test_a_misspelled_key_given_with_set_gets_no_hint_about_kept_keys(tmp_path):

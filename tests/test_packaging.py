@@ -138,7 +138,7 @@ def test_example_plugin_installs_lists_builds(tmp_path):
         "try:\n"
         "    simclr.create('loss', 'margin_triplet', miner={'name': 'random_subset', 'fraction': 2})\n"
         "except simclr.ConfigError as exc:\n"
-        "    assert 'fraction: Input should be less than or equal to 1' in str(exc), exc\n"
+        "    assert 'loss.miner.fraction: Input should be less than or equal to 1' in str(exc), exc\n"
         "else:\n"
         "    raise AssertionError('fraction 2 was accepted')\n"
         "print('ok', type(loss).__name__)\n"

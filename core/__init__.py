@@ -13,7 +13,15 @@ from typing import Annotated, Any
 from pydantic import AfterValidator
 from pydantic_core import PydanticCustomError
 
-from simclr.errors import COMPONENT_REF_ERROR, ConfigError, PluginError, SimCLRError, TrainingError, UserError
+from simclr.errors import (
+    COMPONENT_REF_ERROR,
+    COMPONENT_REF_SCHEMA_KEY,
+    ConfigError,
+    PluginError,
+    SimCLRError,
+    TrainingError,
+    UserError,
+)
 from simclr.hookspecs import hookimpl
 from simclr.registry import KINDS, NoParams
 
@@ -116,6 +124,11 @@ class ComponentRef:
         from pydantic_core import core_schema
 
         return core_schema.no_info_after_validator_function(self._check, handler(source))
+
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        """Marked with the kind, so that `simclr config schema` can list the installed components and their params
+        here (:func:`simclr.config.json_schema`)."""
+        return {**handler(schema), COMPONENT_REF_SCHEMA_KEY: self.kind}
 
     def _check(self, value: str | dict[str, Any]) -> str | dict[str, Any]:
         from simclr.plugin_manager import plugin_system

@@ -16,7 +16,7 @@ from typing import Any, Union, get_args, get_origin
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from simclr.errors import COMPONENT_REF_ERROR, ConfigError, ConfigIssue, SimCLRError
+from simclr.errors import COMPONENT_REF_ERROR, COMPONENT_REF_SCHEMA_KEY, ConfigError, ConfigIssue, SimCLRError
 from simclr.schema import ComponentSection, Experiment
 
 PathKey = tuple[str | int, ...]
@@ -396,32 +396,67 @@ def dump_yaml(experiment: Experiment) -> str:
 
 def json_schema() -> dict[str, Any]:
     """A JSON Schema of the experiment file in which each component section lists the installed components
-    (``name`` as a constant, plus that component's params)."""
-    from simclr.plugin_manager import plugin_system
-
-    registry = plugin_system().registry
+    (``name`` as a constant, plus that component's params), and so does each reference to a component inside
+    params (a loss's ``miner``: an installed name, or a section of one)."""
     schema = Experiment.model_json_schema()
     defs = schema.setdefault("$defs", {})
     for section_type in ComponentSection.__subclasses__():
         title = section_type.__name__
-        if title not in defs:
-            continue
-        choices = []
-        for name in registry.names(section_type.kind):
-            component = registry.get(section_type.kind, name)
-            params = component.params.model_json_schema(ref_template=f"#/$defs/{title}_{name}_{{model}}")
-            for def_name, definition in params.pop("$defs", {}).items():
-                defs[f"{title}_{name}_{def_name}"] = definition
-            properties = {"name": {"const": name}, **params.get("properties", {})}
-            choices.append(
-                {
-                    "type": "object",
-                    "title": f"{section_type.kind} {name}",
-                    "description": component.description,
-                    "properties": properties,
-                    "required": ["name", *params.get("required", [])],
-                    "additionalProperties": False,
-                }
-            )
-        defs[title] = {"oneOf": choices, "description": f"a {section_type.kind}: {{name: ..., <params>}}"}
+        if title in defs:
+            choices = _component_choices(section_type.kind, title, defs)
+            defs[title] = {"oneOf": choices, "description": f"a {section_type.kind}: {{name: ..., <params>}}"}
+    referenced: set[str] = set()
+    schema = _expand_component_refs(schema, referenced)
+    defs = schema["$defs"]
+    while referenced - defs.keys():  # a referenced component's params may refer to yet another kind
+        kind = sorted(referenced - defs.keys())[0].removesuffix("Ref")
+        names = _names(kind)
+        choices = _expand_component_refs(_component_choices(kind, f"{kind}Ref", defs), referenced)
+        defs[f"{kind}Ref"] = {"anyOf": [{"enum": names}, {"oneOf": choices}], "description": f"a {kind}"}
     return schema
+
+
+def _names(kind: str) -> list[str]:
+    from simclr.plugin_manager import plugin_system
+
+    return plugin_system().registry.names(kind)
+
+
+def _component_choices(kind: str, prefix: str, defs: dict[str, Any]) -> list[dict[str, Any]]:
+    """One object schema per installed component of ``kind``: its name as a constant and its params (their own
+    definitions go into ``defs`` under ``prefix``)."""
+    from simclr.plugin_manager import plugin_system
+
+    registry = plugin_system().registry
+    choices = []
+    for name in registry.names(kind):
+        component = registry.get(kind, name)
+        params = component.params.model_json_schema(ref_template=f"#/$defs/{prefix}_{name}_{{model}}")
+        for def_name, definition in params.pop("$defs", {}).items():
+            defs[f"{prefix}_{name}_{def_name}"] = definition
+        choices.append(
+            {
+                "type": "object",
+                "title": f"{kind} {name}",
+                "description": component.description,
+                "properties": {"name": {"const": name}, **params.get("properties", {})},
+                "required": ["name", *params.get("required", [])],
+                "additionalProperties": False,
+            }
+        )
+    return choices
+
+
+def _expand_component_refs(node: Any, referenced: set[str]) -> Any:
+    """``node`` with each schema marked as a component reference replaced by a ``$ref`` to ``<kind>Ref`` (whose
+    names are collected in ``referenced``), keeping its default and description."""
+    if isinstance(node, list):
+        return [_expand_component_refs(item, referenced) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if COMPONENT_REF_SCHEMA_KEY in node:
+        kind = node[COMPONENT_REF_SCHEMA_KEY]
+        referenced.add(f"{kind}Ref")
+        kept = {key: node[key] for key in ("default", "description", "title") if key in node}
+        return {"$ref": f"#/$defs/{kind}Ref", **kept}
+    return {key: _expand_component_refs(value, referenced) for key, value in node.items()}

@@ -35,6 +35,8 @@ class ConfigIssue:
 #: the pydantic error type of a component reference (e.g. a loss's ``miner``) whose params are wrong; its context
 #: holds the (dotted path below the reference, message) of each issue
 COMPONENT_REF_ERROR = "component_ref"
+#: the JSON Schema key that marks a component reference with its kind, until the experiment's schema expands it
+COMPONENT_REF_SCHEMA_KEY = "x-simclr-component"
 
 
 class ConfigError(UserError):

@@ -435,6 +435,23 @@ def test_json_schema_lists_installed_components():
     assert nt_xent["additionalProperties"] is False
 
 
+def test_json_schema_checks_a_referenced_miner_and_its_params_as_an_editor_would():
+    import jsonschema
+    import yaml
+
+    schema = config.json_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    experiment = yaml.safe_load(GOOD)
+    for miner in ("semi_hard", {"name": "hardest"}):
+        experiment["loss"] = {"name": "margin_triplet", "margin": 0.5, "miner": miner}
+        assert not list(validator.iter_errors(experiment)), miner
+    for miner in ("semi_hardd", {"name": "hardest", "bogus": 1}):
+        experiment["loss"] = {"name": "margin_triplet", "miner": miner}
+        assert list(validator.iter_errors(experiment)), miner
+    assert set(schema["$defs"]["minerRef"]["anyOf"][0]["enum"]) >= {"all", "hardest", "semi_hard", "violating"}
+
+
 def test_callbacks_default_to_the_default_on_ones_and_a_list_replaces_them(tmp_path):
     path = write(tmp_path, GOOD)
     defaults = config.load_experiment(path).train.callbacks

@@ -18,7 +18,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="time views, model step, loss and full step on random images of the experiment's shape",
-        description="Time, in one process and on random images of the experiment's shape (no dataset is read), "
+        description="Time, in one process and on random images of the experiment's shape (the dataset is built "
+        "for its image size only; its images are not read), "
         "view generation, the model step (forward + backward + optimizer on fixed views), the loss alone and the "
         "full training step; report images/s, each part's share, the pipeline efficiency and TFLOP/s. With "
         "--set train.compile=true the compiled model step is timed beside the eager one.",

@@ -378,6 +378,7 @@ def test_stl10_missing_or_corrupted_files_are_user_errors(tmp_path):
         simclr.create("dataset", "stl10", root=str(tmp_path))
     message = str(missing.value)
     assert str(tmp_path / "stl10_binary") in message and "train_X.bin" in message
+    assert "pre-training also reads unlabeled_X.bin (an evaluation does not)" in message
     assert "set data.dataset.root to the folder that holds stl10_binary/" in message.lower()
     assert "download: true" in message and "stl10_binary.tar.gz" in message
     write_stl10(tmp_path)

@@ -13,8 +13,9 @@ import simclr
 T = TypeVar("T")
 
 
-def require_files(dataset: str, folder: Path, files: list[str], url: str) -> None:
-    """Raise a UserError listing the files of ``dataset`` missing from ``folder`` and how to get them."""
+def require_files(dataset: str, folder: Path, files: list[str], url: str, also: str = "") -> None:
+    """Raise a UserError listing the files of ``dataset`` missing from ``folder`` and how to get them (``also``:
+    a sentence on the files needed later, said with them)."""
     missing = [name for name in files if not (folder / name).is_file()]
     if not missing:
         return
@@ -26,8 +27,8 @@ def require_files(dataset: str, folder: Path, files: list[str], url: str) -> Non
     )
     raise simclr.UserError(
         f"{dataset} not found: expected the files {', '.join(files)} in {folder.resolve()} "
-        f"(missing: {', '.join(missing)}). {where}, or download {url} and extract it into "
-        f"{folder.parent.resolve()}."
+        f"(missing: {', '.join(missing)}){'; ' + also if also else ''}. {where}, or download {url} and extract it "
+        f"into {folder.parent.resolve()}."
     )
 
 

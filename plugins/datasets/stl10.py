@@ -61,7 +61,8 @@ class STL10Dataset(LazyStatsImageDataset):
         self.pretrain_on_train = params.pretrain_on_train
         self.download = params.download
         if not params.download:
-            require_files("STL-10", self.folder, LABELLED_FILES, _STL10.url)
+            also = f"pre-training also reads {', '.join(UNLABELLED_FILES)} (an evaluation does not)"
+            require_files("STL-10", self.folder, LABELLED_FILES, _STL10.url, also)
         # loading the small test split now downloads (if asked) and checks the labelled files before anything runs
         test = self._torchvision("test", params.download)
         self.test = _tensor_split(test)

@@ -42,6 +42,7 @@ __all__ = [
     "create_ref",
     "disabled_plugins",
     "hookimpl",
+    "load_pretrained",
     "names",
     "plugin_failures",
 ]
@@ -88,6 +89,15 @@ def names(kind: str) -> list[str]:
     from simclr.plugin_manager import plugin_system
 
     return plugin_system().registry.names(kind)
+
+
+def load_pretrained(target: str | Path, device: str = "cpu") -> Any:
+    """The trained network of a run directory or checkpoint file, in eval mode on ``device``, as a
+    :class:`simclr.pretrained.Pretrained`: ``.features(uint8 images)`` gives the backbone's features the way
+    `simclr eval` computes them; ``.model``, ``.image_size``, ``.mean``/``.std``, ``.epoch`` and ``.experiment``."""
+    from simclr.pretrained import load_pretrained as load
+
+    return load(target, device)
 
 
 def plugin_failures() -> list[dict[str, str]]:

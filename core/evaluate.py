@@ -100,7 +100,12 @@ NOT_EVALUATED = ("loss", "optimizer", "callback")
 EVAL_OVERRIDABLE = ("data", "eval", "train.seed")
 
 
-def _experiment(state: dict[str, Any], checkpoint: Path, dataset: str | None, overrides: Sequence[str]) -> Experiment:
+def stored_experiment(
+    state: dict[str, Any], checkpoint: Path, dataset: str | None = None, overrides: Sequence[str] = ()
+) -> Experiment:
+    """The experiment a checkpoint was trained with, as an evaluation sees it: with ``dataset`` (its params reset to
+    that dataset's defaults) and ``overrides`` of data.*, eval.* and train.seed, and without building the loss,
+    optimizer and callbacks, whose plugins need not be installed where it runs."""
     for text in overrides:
         key = text.split("=", 1)[0].strip()
         if not any(key == allowed or key.startswith(f"{allowed}.") for allowed in EVAL_OVERRIDABLE):
@@ -140,13 +145,17 @@ def _output_file(
     )
 
 
-def _normalisation(state: dict[str, Any], data: ImageDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def trained_normalisation(
+    state: dict[str, Any], data: ImageDataset | None
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The input normalisation the network was trained with, stored in its checkpoint: part of the model, like
     torchvision's ImageNet mean and std, so the features do not depend on the pre-training images found where the
     evaluation runs (or on another dataset's statistics); a checkpoint from before it was stored: ``data``'s."""
     stored = state.get("normalisation")
     if isinstance(stored, dict) and {"mean", "std"} <= stored.keys():
         return tuple(map(float, stored["mean"])), tuple(map(float, stored["std"]))
+    if data is None:
+        raise ValueError("the checkpoint stores no normalisation: give the dataset it was trained on")
     return tuple(data.mean), tuple(data.std)
 
 
@@ -168,7 +177,7 @@ def _eval_config(eval_cfg: EvalConfig, **changes: Any) -> EvalConfig:
         raise UserError(f"invalid evaluation setting: {problems}") from None
 
 
-def _build_encoder(
+def build_encoder(
     experiment: Experiment,
     image_size: int,
     weights: dict[str, torch.Tensor] | None,
@@ -281,7 +290,7 @@ def evaluate_run(
     state = load_checkpoint(checkpoint, map_location="cpu")
     if not os.access(out_dir, os.W_OK):
         raise UserError(f"cannot write results into {out_dir}; copy the checkpoint into a writable folder")
-    experiment = _experiment(state, checkpoint, dataset, overrides)
+    experiment = stored_experiment(state, checkpoint, dataset, overrides)
     cfg = _eval_config(
         experiment.eval,
         labels_per_class=list(ks) if ks is not None else None,
@@ -297,7 +306,7 @@ def evaluate_run(
     if isinstance(train_split, TensorSplit):  # checked before any feature is extracted where the labels are at hand
         _check_ks(cfg.labels_per_class, train_split.labels)
     image_size = state.get("image_size", data.image_size)
-    mean, std = _normalisation(state, data)
+    mean, std = trained_normalisation(state, data)
     labelled_data = data.eval_fingerprint() if cache else None  # the hashes key the cache only
     common = {  # the labelled images themselves where the dataset can hash them, else its settings
         "dataset": labelled_data or experiment.data.dataset.model_dump(mode="json"),
@@ -334,7 +343,7 @@ def evaluate_run(
         cache_dir,
         pretrained_key,
         lambda: features_of(
-            _build_encoder(experiment, image_size, state["model"], checkpoint, cfg.representation), "pre-trained"
+            build_encoder(experiment, image_size, state["model"], checkpoint, cfg.representation), "pre-trained"
         ),
     )
     _check_ks(cfg.labels_per_class, pretrained.train_y)
@@ -372,7 +381,7 @@ def evaluate_run(
             cache_dir,
             baseline_key,
             lambda: features_of(
-                _build_encoder(experiment, image_size, None, representation=cfg.representation), "random-init"
+                build_encoder(experiment, image_size, None, representation=cfg.representation), "random-init"
             ),
         )
         result["baseline"] = _probe_all(random_init, cfg, seed, torch_device)

@@ -1,0 +1,61 @@
+"""`simclr.load_pretrained`: a run's network in Python, giving the features the trainer's network gives."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_trainer import tiny
+
+import simclr
+from simclr.checkpoint import load_checkpoint, save_checkpoint
+from simclr.trainer import Trainer
+from simclr.views import normalize
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("pretrained") / "run"
+    trainer = Trainer(tiny(["train.epochs=1"]), run, show_progress=False)
+    trainer.fit()
+    trainer.model.eval()
+    return run, trainer
+
+
+def test_features_are_those_of_the_trained_network(trained):
+    run, trainer = trained
+    pretrained = simclr.load_pretrained(run)
+    images = trainer.dataset.pretrain_tensor()[:8]
+    inputs = normalize(images, tuple(trainer.dataset.mean), tuple(trainer.dataset.std))
+    with torch.no_grad():
+        h = trainer.model.backbone(inputs)
+        g = trainer.model.head(h)
+    assert torch.equal(pretrained.features(images), h)
+    assert torch.equal(pretrained.features(images, representation="projection"), g)
+    assert torch.equal(pretrained.features(images.float() / 255), h)  # floats in [0, 1] are the same images
+    assert (pretrained.epoch, pretrained.image_size) == (1, 16) and not pretrained.model.training
+    assert pretrained.mean == pytest.approx(trainer.dataset.mean) and pretrained.std == pytest.approx(
+        trainer.dataset.std
+    )
+    assert pretrained.experiment.model.backbone.name == "small_resnet"
+    with pytest.raises(ValueError, match="'backbone' or 'projection'"):
+        pretrained.features(images, representation="head")
+
+
+def test_a_checkpoint_file_and_an_old_checkpoint_without_normalisation(trained, tmp_path):
+    run, trainer = trained
+    state = load_checkpoint(run)
+    del state["normalisation"], state["image_size"]  # as written before they were stored: the dataset's are used
+    old = save_checkpoint(state, tmp_path / "old.pt")
+    pretrained = simclr.load_pretrained(old)
+    assert pretrained.checkpoint == old and pretrained.image_size == 16
+    assert pretrained.mean == pytest.approx(trainer.dataset.mean)
+    images = trainer.dataset.pretrain_tensor()[:4]
+    assert torch.equal(pretrained.features(images), simclr.load_pretrained(run).features(images))
+
+
+def test_problems_are_user_errors_that_name_the_file(tmp_path):
+    with pytest.raises(simclr.UserError, match=str(tmp_path / "nope")):
+        simclr.load_pretrained(tmp_path / "nope")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(simclr.UserError, match="junk.pt"):
+        simclr.load_pretrained(tmp_path / "junk.pt")

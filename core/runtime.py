@@ -132,6 +132,11 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def shutdown(runtime: Runtime) -> None:
+def shutdown(runtime: Runtime, together: bool = False) -> None:
+    """Leave the process group. ``together``: first wait for every rank (the ranks stopped at the same step, so
+    all of them get here), so that no rank tears down its connections while another still uses them; not after a
+    failure on one rank, whose peers may never arrive."""
     if runtime.distributed and dist.is_initialized():
+        if together:
+            dist.barrier()
         dist.destroy_process_group()

@@ -407,7 +407,7 @@ class Trainer:
                 log.warning("%s", exc)  # do not hide the error that is already stopping the run
             finally:
                 self._finish_hooks()
-                shutdown(self.runtime)
+                shutdown(self.runtime, together=status != "failed")
 
     def _run_epoch(self, progress: TrainProgress, signals: dict) -> dict[str, Any]:
         log_every = self.experiment.train.log_every

@@ -407,3 +407,23 @@ def test_sigterm_to_the_nproc_launcher_stops_every_rank_with_a_checkpoint(tmp_pa
     assert state["global_step"] > 0 and state["epoch"] < 50
     workers = subprocess.run(["pgrep", "-f", "--", f"--out {run}"], capture_output=True, text=True).stdout
     assert workers == ""
+
+
+def shutdown_worker(rank: int, world_size: int, port: int, out: Path) -> None:
+    """Rank 0 is still busy (drawing plots, say) when rank 1 finishes: with ``together`` rank 1 waits for it."""
+    from simclr.runtime import shutdown
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size))
+    torch.distributed.init_process_group("gloo")
+    runtime = Runtime(torch.device("cpu"), "fp32", False, rank=rank, world_size=world_size)
+    if rank == 0:
+        time.sleep(1.0)
+    started = time.monotonic()
+    shutdown(runtime, together=True)
+    (out / f"rank-{rank}").write_text(f"{time.monotonic() - started} {torch.distributed.is_initialized()}")
+
+
+def test_ranks_leave_the_process_group_together(tmp_path):
+    mp.spawn(shutdown_worker, args=(2, free_port(), tmp_path), nprocs=2, join=True)
+    waited, initialized = (tmp_path / "rank-1").read_text().split()
+    assert float(waited) > 0.5 and initialized == "False"

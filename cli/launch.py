@@ -27,6 +27,11 @@ from simclr.plugin_manager import PLUGINS_CHECKED_ENV
 RANK_REPORTS_ENV = "SIMCLR_RANK_REPORTS"
 #: the signals torchrun's agent takes over while it runs (and this module restores after)
 AGENT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
+#: torch's agent SIGKILLs the ranks this long after passing them a signal (its default, 30 s, can be shorter than
+#: the wait for the ranks' next logged step, where they agree to stop, plus the checkpoint); a value the user set
+#: wins; a torch too old to read the variable keeps 30 s
+SHUTDOWN_TIMEOUT_ENV = "TORCH_ELASTIC_SHUTDOWN_TIMEOUT"
+SHUTDOWN_TIMEOUT_S = 300
 
 
 def _is_nproc_option(token: str) -> bool:
@@ -75,6 +80,7 @@ def launch_torchrun(argv: list[str], nproc: int, out: Path | None = None) -> int
     with tempfile.TemporaryDirectory(prefix="simclr-ranks-") as reports:
         # this process warned of plugin problems already; the workers report their errors to it
         worker_env = {PLUGINS_CHECKED_ENV: "1", RANK_REPORTS_ENV: reports}
+        worker_env[SHUTDOWN_TIMEOUT_ENV] = os.environ.get(SHUTDOWN_TIMEOUT_ENV, str(SHUTDOWN_TIMEOUT_S))
         with _environment(worker_env), _agent_signals_restored(), _quiet_agent():
             try:
                 run(parse_args(torchrun_args(argv, nproc, out)))
@@ -82,7 +88,7 @@ def launch_torchrun(argv: list[str], nproc: int, out: Path | None = None) -> int
                 interrupted = True
             except ChildFailedError as exc:
                 failures = {rank: failure.exitcode for rank, failure in exc.failures.items()}
-        return exit_status(_read_reports(Path(reports)), failures, interrupted)
+        return exit_status(_read_reports(Path(reports)), failures, interrupted, nproc)
 
 
 def _read_reports(folder: Path) -> dict[int, dict]:
@@ -92,7 +98,7 @@ def _read_reports(folder: Path) -> dict[int, dict]:
     return reports
 
 
-def exit_status(reports: dict[int, dict], failures: dict[int, int], interrupted: bool) -> int:
+def exit_status(reports: dict[int, dict], failures: dict[int, int], interrupted: bool, nproc: int) -> int:
     """Print what rank 0 did not (the other ranks' differing messages; a rank that died without one) and return
     the status that matters most: 2 when any rank found bad input, else 130 when interrupted, else 1 when any
     rank failed, else 0."""
@@ -105,6 +111,13 @@ def exit_status(reports: dict[int, dict], failures: dict[int, int], interrupted:
         if rank not in reports:
             how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
             error(f"rank {rank} {how} without a message (a crash, or stopped by the others' failure)")
+    if interrupted:  # every rank got the signal and reports how it stopped, unless the agent had to kill it
+        for rank in sorted(set(range(nproc)) - reports.keys()):
+            error(
+                f"rank {rank} did not stop within {os.environ.get(SHUTDOWN_TIMEOUT_ENV, SHUTDOWN_TIMEOUT_S)} s of "
+                f"the signal and was killed (set {SHUTDOWN_TIMEOUT_ENV} to wait longer); a resume continues from "
+                "the last checkpoint that was written"
+            )
     codes = {report["exit_code"] for report in reports.values()} | {
         code for rank, code in failures.items() if rank not in reports
     }

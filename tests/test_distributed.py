@@ -361,18 +361,57 @@ def test_knn_monitor_leaves_the_global_rng_alone(tmp_path):
 
 def test_the_launchers_exit_status_is_the_one_that_matters_and_each_message_is_shown_once(capsys):
     same = {"exit_code": 2, "message": "data.batch_size 127 is not divisible by the 2 processes"}
-    assert exit_status({0: same, 1: same}, {0: 2, 1: 2}, interrupted=False) == 2
+    assert exit_status({0: same, 1: same}, {0: 2, 1: 2}, interrupted=False, nproc=2) == 2
     assert capsys.readouterr().err == ""  # rank 0 printed it itself
     rank_only = {"exit_code": 2, "message": "LOCAL_RANK 1 but only 1 GPU"}
-    assert exit_status({1: rank_only}, {1: 2}, interrupted=False) == 2
+    assert exit_status({1: rank_only}, {1: 2}, interrupted=False, nproc=2) == 2
     assert "rank 1: LOCAL_RANK 1 but only 1 GPU" in " ".join(capsys.readouterr().err.split())
     stopped = {"exit_code": 130, "message": "stopped by SIGTERM"}
-    assert exit_status({0: stopped, 1: stopped}, {}, interrupted=True) == 130
+    assert exit_status({0: stopped, 1: stopped}, {}, interrupted=True, nproc=2) == 130
     bad_input = {"exit_code": 2, "message": "missing data"}
-    assert exit_status({0: stopped, 1: bad_input}, {1: 2}, interrupted=False) == 2  # the cause, not the stop
-    assert exit_status({}, {1: -9}, interrupted=False) == 1
+    assert exit_status({0: stopped, 1: bad_input}, {1: 2}, interrupted=False, nproc=2) == 2  # the cause, not the stop
+    assert exit_status({}, {1: -9}, interrupted=False, nproc=2) == 1
     assert "rank 1 was killed by signal 9 without a message" in " ".join(capsys.readouterr().err.split())
-    assert exit_status({}, {}, interrupted=False) == 0
+    assert exit_status({}, {}, interrupted=False, nproc=2) == 0
+    capsys.readouterr()
+    assert exit_status({1: stopped}, {}, interrupted=True, nproc=2) == 130  # rank 0 was killed before it saved
+    printed = " ".join(capsys.readouterr().err.split())
+    assert "rank 0 did not stop within 300 s of the signal and was killed" in printed
+    assert "rank 1 did not stop" not in printed and "rank 1: stopped by SIGTERM" in printed  # rank 0 said nothing
+
+
+@pytest.mark.parametrize("outcome, status", [("finished", 0), ("signal", 130), ("rank failed", 2)])
+def test_the_launcher_gives_back_the_environment_and_signal_handlers_it_lent_the_agent(monkeypatch, outcome, status):
+    """The agent runs in this process: whatever it does, os.environ and the signal handlers are as before."""
+    import torch.distributed.run as torchrun
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+
+    from simclr.cli import launch
+
+    seen = {}
+
+    def agent(args):
+        seen["env"] = {key: os.environ.get(key) for key in (launch.RANK_REPORTS_ENV, launch.SHUTDOWN_TIMEOUT_ENV)}
+        seen["args"] = args
+        os.environ["OMP_NUM_THREADS"] = "1"  # as torch's agent does
+        signal.signal(signal.SIGTERM, lambda *_: None)
+        if outcome == "signal":
+            raise SignalException("got SIGTERM", sigval=signal.SIGTERM)
+        if outcome == "rank failed":
+            report = {"exit_code": 2, "message": "missing data"}
+            (Path(os.environ[launch.RANK_REPORTS_ENV]) / "rank-1.json").write_text(json.dumps(report))
+            failure = ProcessFailure(local_rank=1, pid=1, exitcode=2, error_file="")
+            raise ChildFailedError("simclr", {1: failure})
+
+    monkeypatch.setattr(torchrun, "run", agent)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    environment, handler = dict(os.environ), signal.getsignal(signal.SIGTERM)
+    assert launch.launch_torchrun(["train", "exp.yaml", "--nproc", "2"], 2) == status
+    assert dict(os.environ) == environment and signal.getsignal(signal.SIGTERM) is handler
+    assert seen["env"][launch.SHUTDOWN_TIMEOUT_ENV] == "300" and seen["env"][launch.RANK_REPORTS_ENV]
+    assert not Path(seen["env"][launch.RANK_REPORTS_ENV]).exists()  # the reports' folder is gone
+    assert seen["args"].nproc_per_node == "2" and seen["args"].training_script_args == ["train", "exp.yaml"]
 
 
 @pytest.mark.slow

@@ -119,7 +119,9 @@ def main() -> None:
     parser.add_argument("--backend", default="batched", help="the framework's augment backend")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers, both sides")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="auto", help="both sides: auto (the framework's default), fp32, bf16")
+    parser.add_argument(
+        "--precision", default="auto", help="both sides: auto (the framework's default), fp32, bf16, fp16"
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()

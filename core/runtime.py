@@ -82,11 +82,13 @@ def resolve_device(
 
 
 def auto_precision(device: torch.device) -> str:
-    """bf16 on a GPU that computes it natively (Ampere and later); fp16 (with GradScaler) on an older one, where
-    torch would emulate bf16 slowly; fp32 elsewhere."""
+    """bf16 on a GPU that computes it natively (NVIDIA's Ampere and later, compute capability 8; ROCm's); fp16 (with
+    GradScaler) on an older one, where torch would emulate bf16 slowly; fp32 elsewhere. Asked of ``device`` itself,
+    which need not be the current one yet."""
     if device.type != "cuda":
         return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
+    native = bool(torch.version.hip) or torch.cuda.get_device_capability(device)[0] >= 8
+    return "bf16" if native else "fp16"
 
 
 def make_runtime(train: TrainConfig, device_override: str | None = None) -> Runtime:

@@ -151,7 +151,9 @@ class TrainConfig(Strict):
     device: str = Field(
         "auto", description="auto | cpu | cuda | cuda:N | mps (under torchrun: auto or cuda, the GPU of LOCAL_RANK)"
     )
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto: bf16 on CUDA, else fp32")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on a GPU with native bf16 (Ampere and later), fp16 on an older one, else fp32"
+    )
     channels_last: bool | None = Field(None, description="default: on for CUDA")
     compile: bool = Field(False, description="torch.compile the model")
     log_every: int = Field(10, ge=1, description="steps between logged records (metrics read from the device)")

@@ -15,7 +15,7 @@ def two_fake_gpus(monkeypatch):
     """torch believes two GPUs are visible; set_device calls are recorded, not made."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))  # two H100s
     current = []
     monkeypatch.setattr(torch.cuda, "set_device", current.append)
     for flags in (torch.backends.cuda.matmul, torch.backends.cudnn):  # restored after the test
@@ -49,12 +49,16 @@ def test_a_cuda_run_makes_its_device_current_and_uses_tf32_only_in_float32(two_f
     assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
 
 
-def test_auto_precision_is_fp16_on_a_gpu_that_would_only_emulate_bf16(two_fake_gpus, monkeypatch):
-    """A T4 or V100: torch.cuda.is_bf16_supported() is True there (by emulation, slowly); only the native answer
-    counts."""
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
-    assert make_runtime(TrainConfig(device="cuda")).precision == "fp16"
-    assert make_runtime(TrainConfig(device="cuda", precision="bf16")).precision == "bf16"  # asked for: kept
+def test_auto_precision_follows_the_runs_own_gpu(two_fake_gpus, monkeypatch):
+    """A V100 (compute capability 7: bf16 only by slow emulation) beside an H100 (9): each run decides by its own
+    GPU, not by the current one, whichever ran before."""
+    capability = {0: (7, 0), 1: (9, 0)}
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device: capability[torch.device(device).index])
+    monkeypatch.setattr(torch.version, "hip", None)
+    assert make_runtime(TrainConfig(device="cuda:0")).precision == "fp16"
+    assert make_runtime(TrainConfig(device="cuda:1")).precision == "bf16"
+    assert make_runtime(TrainConfig(device="cuda:0")).precision == "fp16"
+    assert make_runtime(TrainConfig(device="cuda:0", precision="bf16")).precision == "bf16"  # asked for: kept
 
 
 def test_a_cpu_run_touches_no_cuda_setting(monkeypatch):

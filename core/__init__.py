@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
 from simclr.errors import (
@@ -147,13 +147,12 @@ class ComponentRef:
         registry = plugin_system().registry
         if name not in registry.names(self.kind):
             raise ValueError(registry.unknown(self.kind, name))
+        params_model = registry.get(self.kind, name).params
         try:
-            registry.get(self.kind, name).validate(params)
-        except ConfigError as exc:
-            # each issue below this field, which the config's error report places at its own key and line
-            issues = [(issue.path, issue.message) for issue in exc.issues]
-            message = "; ".join(f"{path}: {text}" for path, text in issues)
-            raise PydanticCustomError(
-                COMPONENT_REF_ERROR, "{message}", {"message": message, "issues": issues}
-            ) from None
+            params_model.model_validate(params)
+        except ValidationError as exc:
+            # the params' own errors go along, so that the config's report places each at its key and line
+            message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+            context = {"message": message, "error": exc, "params_model": params_model}
+            raise PydanticCustomError(COMPONENT_REF_ERROR, "{message}", context) from None
         return value

@@ -181,10 +181,9 @@ def validation_issues(
     for error in exc.errors(include_url=False):
         path = prefix + tuple(error["loc"])
         message = error["msg"]
-        if error["type"] == COMPONENT_REF_ERROR:  # the issues of a referenced component's params, each at its key
-            for below, text in error["ctx"]["issues"]:
-                inner = path + tuple(below.split("."))
-                issues.append(ConfigIssue(_locate(positions, inner), _dotted(inner), text))
+        if error["type"] == COMPONENT_REF_ERROR:  # a referenced component's params: their errors, each at its key
+            context = error["ctx"]
+            issues += validation_issues(context["error"], path, positions, context["params_model"])
             continue
         if error["type"] == "value_error":  # a validator's own message, without pydantic's "Value error, "
             message = str(error["ctx"]["error"])
@@ -410,16 +409,10 @@ def json_schema() -> dict[str, Any]:
     defs = schema["$defs"]
     while referenced - defs.keys():  # a referenced component's params may refer to yet another kind
         kind = sorted(referenced - defs.keys())[0].removesuffix("Ref")
-        names = _names(kind)
         choices = _expand_component_refs(_component_choices(kind, f"{kind}Ref", defs), referenced)
+        names = [choice["properties"]["name"]["const"] for choice in choices]
         defs[f"{kind}Ref"] = {"anyOf": [{"enum": names}, {"oneOf": choices}], "description": f"a {kind}"}
     return schema
-
-
-def _names(kind: str) -> list[str]:
-    from simclr.plugin_manager import plugin_system
-
-    return plugin_system().registry.names(kind)
 
 
 def _component_choices(kind: str, prefix: str, defs: dict[str, Any]) -> list[dict[str, Any]]:

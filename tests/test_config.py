@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from simclr import config
 from simclr.errors import ConfigError
@@ -384,6 +385,38 @@ def test_bad_config_catalogue(tmp_path, case, text, source, path, words):
         matching = [m for m in messages if m.startswith(expected_source)]
     assert matching, f"{case}: no message at {expected_source} / {path!r} in {messages}"
     assert any(words in m for m in matching), f"{case}: {words!r} not in {matching}"
+
+
+class RangedMinerParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    low: float = 0.0
+    high: float = 1.0
+    sizes: list[int] = [1]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangedMinerParams:
+        if self.low > self.high:
+            raise ValueError("low must be at most high")
+        return self
+
+
+def test_a_referenced_components_errors_are_placed_at_their_own_key_and_line(tmp_path, monkeypatch):
+    """A plugin miner with params: a list item's error at that item's line, the params model's own check at the
+    miner section, each with its dotted path."""
+    from simclr.plugin_manager import plugin_system
+    from simclr.registry import Component, Provider
+
+    provider = Provider("ranged", "simclr-plugin-ranged", "1.0")
+    miner = Component("miner", "ranged", lambda params: None, RangedMinerParams, "a test miner", provider)
+    monkeypatch.setitem(plugin_system().registry.components["miner"], "ranged", miner)
+    miner = "name: margin_triplet\n  miner:\n    name: ranged\n    low: {low}\n    sizes:\n      - 1\n      - {item}"
+    where = tmp_path / "exp.yaml"
+    section = GOOD.replace("name: nt_xent\n  temperature: 0.5", miner.format(low=0, item="x"))
+    assert errors_of(write(tmp_path, section)) == [
+        f"{where}:17: loss.miner.sizes.1: Input should be a valid integer, unable to parse string as an integer"
+    ]
+    section = GOOD.replace("name: nt_xent\n  temperature: 0.5", miner.format(low=2, item=3))
+    assert errors_of(write(tmp_path, section)) == [f"{where}:12: loss.miner: low must be at most high"]
 
 
 def test_a_validators_message_comes_without_pydantics_prefix(tmp_path):

@@ -285,7 +285,15 @@ class Trainer:
                 "--set may not change model.* or the dataset's image size"
             )
         self.model.load_state_dict(state["model"])
-        trained_with = state.get("config", {}).get("optimizer", {}).get("name", self.experiment.optimizer.name)
+        stored = state.get("config", {})
+        trained_batch = stored.get("data", {}).get("batch_size", self.experiment.data.batch_size)
+        if trained_batch != self.experiment.data.batch_size:
+            raise UserError(
+                f"{last_checkpoint(self.run_dir)}: the run trained with data.batch_size {trained_batch}; a resumed run "
+                "keeps it (the learning-rate schedule and the data order count its steps): --set may not change "
+                "data.batch_size (start a new run for another batch size)"
+            )
+        trained_with = stored.get("optimizer", {}).get("name", self.experiment.optimizer.name)
         if trained_with != self.experiment.optimizer.name:
             raise UserError(
                 f"{last_checkpoint(self.run_dir)}: the run trained with optimizer '{trained_with}' and its state is "
@@ -374,14 +382,16 @@ class Trainer:
 
     def fit(self) -> dict[str, Any]:
         """Train to the configured number of epochs; returns the last epoch's record."""
-        self._start()
         epochs = self.experiment.train.epochs
-        if self.epoch == epochs:
+        if self.epoch == epochs:  # nothing is written either: --set values given now were never trained with
             log.warning(
                 "%s has already trained all %d epochs; nothing to do (pass --set train.epochs=N to train longer)",
                 self.run_dir,
                 epochs,
             )
+            shutdown(self.runtime, together=True)
+            return {}
+        self._start()
         progress = TrainProgress(epochs, self.steps_per_epoch, enabled=self.runtime.is_main and self.show_progress)
         status, last = "failed", {}
         try:

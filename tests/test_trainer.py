@@ -571,10 +571,14 @@ def test_a_resume_trains_longer_never_shorter_and_keeps_the_architecture(tmp_pat
     # the same shapes (a ResNet pools any size), but not the network that was trained
     with pytest.raises(UserError, match=r"trained on 16 px images, now given 24 px.*keeps its architecture"):
         Trainer(tiny(["data.dataset.image_size=24", "train.epochs=3"]), run, resume=True, show_progress=False)
+    with pytest.raises(UserError, match=r"trained with data.batch_size 32; a resumed run keeps it"):
+        Trainer(tiny(["data.batch_size=16", "train.epochs=3"]), run, resume=True, show_progress=False)
     assert (run / "config.yaml").read_text() == config_before
-    with caplog.at_level("WARNING", logger="simclr"):
-        Trainer(tiny(), run, resume=True, show_progress=False).fit()
+    files_before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with caplog.at_level("WARNING", logger="simclr"):  # nothing to do, so nothing written, --set values included
+        assert Trainer(tiny(["loss.temperature=0.1"]), run, resume=True, show_progress=False).fit() == {}
     assert "already trained all 2 epochs; nothing to do" in caplog.text
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files_before
     # trained on to 4 epochs (12 steps, 3 of warm-up), the cosine continues on the longer run's curve
     Trainer(tiny(["train.epochs=4"]), run, resume=True, show_progress=False).fit()
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

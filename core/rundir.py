@@ -4,10 +4,12 @@ made."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import yaml
 
@@ -27,6 +29,35 @@ EVAL_FILE = "eval.json"
 RUN_MARKER = ".simclr-run"
 #: the sections every stored experiment config has (runs made before the marker existed are known by these)
 EXPERIMENT_SECTIONS = frozenset({"data", "model", "loss", "optimizer", "train"})
+
+
+#: held (an exclusive flock) by the process that trains the run, so that a second one cannot train it at once
+LOCK_FILE = ".simclr-lock"
+
+
+def lock_run_dir(path: Path) -> IO[str] | None:
+    """Take the run directory's lock, or raise a UserError naming the process that holds it. The lock lasts as long
+    as the returned file stays open, and ends with its process, however that ends. None where the system has no
+    flock (Windows): there, nothing stops a second process."""
+    try:
+        import fcntl
+    except ImportError:
+        return None
+    handle = open(path / LOCK_FILE, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise UserError(
+            f"{path} is being trained by {holder} right now; wait for it to finish (or stop it), then resume"
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    return handle
 
 
 def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
@@ -50,7 +81,10 @@ def is_run_dir(path: Path) -> bool:
 
 def is_unused(path: Path) -> bool:
     """Nothing in ``path`` but what a run directory starts with: its marker and empty folders (safe to reuse)."""
-    return all((p.name == RUN_MARKER and p.is_file()) or (p.is_dir() and not any(p.iterdir())) for p in path.iterdir())
+    return all(
+        (p.name in (RUN_MARKER, LOCK_FILE) and p.is_file()) or (p.is_dir() and not any(p.iterdir()))
+        for p in path.iterdir()
+    )
 
 
 def check_new_run_dir(path: Path, overwrite: bool) -> None:

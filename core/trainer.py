@@ -13,7 +13,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import nn
@@ -28,7 +28,14 @@ from simclr.metrics import MetricTracker
 from simclr.model import SimCLRModel
 from simclr.plugin_manager import plugin_system
 from simclr.progress import TrainProgress
-from simclr.rundir import CONFIG_FILE, TRAINING_FILE, check_new_run_dir, create_run_dir, last_checkpoint
+from simclr.rundir import (
+    CONFIG_FILE,
+    TRAINING_FILE,
+    check_new_run_dir,
+    create_run_dir,
+    last_checkpoint,
+    lock_run_dir,
+)
 from simclr.runtime import Runtime, make_runtime, seed_everything, shutdown
 from simclr.schedule import LRSchedule, batch_scale
 from simclr.schema import Experiment
@@ -101,8 +108,8 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]
     except ValueError as exc:  # another number or size of parameter groups
         raise UserError(
             f"the checkpoint's optimizer state does not fit the optimizer of the config ({exc}); a resumed run "
-            "keeps how its optimizer groups the parameters: --set may not change optimizer.exclude_bias_and_norm "
-            "or what else decides the groups"
+            "keeps how its optimizer groups the parameters: --set may not change the optimizer params that decide "
+            "the groups"
         ) from None
     match_parameter_layout(optimizer)
 
@@ -166,9 +173,13 @@ class Trainer:
         self.show_progress = show_progress
         train = experiment.train
         self.runtime = make_runtime(train, device)
+        #: the run directory's lock while this process trains it (rank 0's, from :meth:`_start`)
+        self.lock: IO[str] | None = None
         state = load_checkpoint(run_dir, "cpu") if resume else None
         if not resume:
             check_new_run_dir(run_dir, overwrite)
+            if overwrite and self.runtime.is_main and run_dir.is_dir():
+                lock_run_dir(run_dir).close()  # refuses to replace a run that is training now
         seed_everything(train.seed)
         self.dataset = experiment.data.dataset.build()
         check_split_images(self.dataset, self.dataset.pretrain_split(), "pre-training", experiment.data.dataset.name)
@@ -361,6 +372,7 @@ class Trainer:
         if self.runtime.is_main:
             if not self.resume:
                 create_run_dir(self.run_dir, self.overwrite)
+            self.lock = lock_run_dir(self.run_dir)  # before the first write into a run another process may train
             remove_partial_writes(last_checkpoint(self.run_dir).parent)
             # rewritten on resume too: --set overrides given then must survive a later resume
             (self.run_dir / CONFIG_FILE).write_text(config_module.dump_yaml(self.experiment))
@@ -389,7 +401,7 @@ class Trainer:
                 self.run_dir,
                 epochs,
             )
-            shutdown(self.runtime, together=True)
+            self._leave(together=True)
             return {}
         self._start()
         progress = TrainProgress(epochs, self.steps_per_epoch, enabled=self.runtime.is_main and self.show_progress)
@@ -417,7 +429,14 @@ class Trainer:
                 log.warning("%s", exc)  # do not hide the error that is already stopping the run
             finally:
                 self._finish_hooks()
-                shutdown(self.runtime, together=status != "failed")
+                self._leave(together=status != "failed")
+
+    def _leave(self, together: bool) -> None:
+        """Leave the process group (``together``: see :func:`shutdown`) and let go of the run directory."""
+        shutdown(self.runtime, together=together)
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
 
     def _run_epoch(self, progress: TrainProgress, signals: dict) -> dict[str, Any]:
         log_every = self.experiment.train.log_every

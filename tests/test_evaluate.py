@@ -313,8 +313,9 @@ def test_other_dataset_and_overrides(run_copy):
     result = evaluate_run(run_copy, dataset="synthetic", overrides=overrides, baseline=False, progress=False)
     assert result["dataset"] == "synthetic" and result["num_train"] == 150 and result["num_test"] == 50
     assert "top5" not in result["linear"]
-    # a transfer evaluation is kept apart from the run's own eval.json (the one `simclr report` reads)
-    assert json.loads((run_copy / "eval-synthetic.json").read_text()) == result
+    # a transfer evaluation is kept apart from the run's own eval.json (the one `simclr report` reads), and
+    # named with the image size given for it
+    assert json.loads((run_copy / "eval-synthetic-16px.json").read_text()) == result
     assert not (run_copy / EVAL_FILE).exists()
 
 
@@ -340,13 +341,18 @@ def test_a_dataset_changed_with_set_never_replaces_the_runs_own_eval_json(run_co
     (run_copy / EVAL_FILE).write_text('{"own": true}')
     dataset = "data.dataset={name: synthetic, image_size: 16, count: 200, num_classes: 3}"
     result = evaluate_run(run_copy, overrides=[dataset], baseline=False, ks=[1], progress=False)
-    assert result["dataset"] == "synthetic" and result["file"] == "eval-synthetic.json"
-    assert json.loads((run_copy / "eval-synthetic.json").read_text()) == result
+    assert result["dataset"] == "synthetic" and result["file"] == "eval-synthetic-16px.json"
+    assert json.loads((run_copy / "eval-synthetic-16px.json").read_text()) == result
     assert json.loads((run_copy / EVAL_FILE).read_text()) == {"own": True}
-    # another dataset at its own size is named by the dataset alone
+    # another dataset at another size given for it: another file (both used to be eval-synthetic.json)
     other_size = "data.dataset={name: synthetic, image_size: 24, count: 200, num_classes: 3}"
     result = evaluate_run(run_copy, overrides=[other_size], baseline=False, ks=[1], progress=False)
-    assert result["file"] == "eval-synthetic.json" and result["image_size"] == 24
+    assert result["file"] == "eval-synthetic-24px.json" and result["image_size"] == 24
+    assert (run_copy / "eval-synthetic-16px.json").is_file()
+    # another dataset at its own default size is named by the dataset alone
+    default_size = "data.dataset={name: synthetic, count: 200, num_classes: 3}"
+    result = evaluate_run(run_copy, overrides=[default_size], baseline=False, ks=[1], progress=False)
+    assert result["file"] == "eval-synthetic.json" and result["image_size"] == 32
     # the run's own dataset at another image size is a resolution transfer, not the run's own evaluation
     result = evaluate_run(run_copy, overrides=["data.dataset.image_size=12"], baseline=False, ks=[1], progress=False)
     assert result["file"] == "eval-12px.json" and result["image_size"] == 12
@@ -413,8 +419,8 @@ def test_another_dataset_evaluates_a_checkpoint_whose_own_dataset_is_not_install
     result = evaluate_run(
         run_copy, dataset="digits", overrides=["data.dataset.image_size=16"], baseline=False, ks=[1], progress=False
     )
-    assert result["dataset"] == "digits" and result["file"] == "eval-digits.json"
-    assert json.loads((run_copy / "eval-digits.json").read_text()) == result
+    assert result["dataset"] == "digits" and result["file"] == "eval-digits-16px.json"
+    assert json.loads((run_copy / "eval-digits-16px.json").read_text()) == result
 
 
 def test_a_run_configured_to_probe_the_projection_writes_that_to_eval_json(run_copy):

@@ -8,7 +8,7 @@ one kind, :data:`hookimpl` marks a plugin's hook implementations.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, ValidationError
 from pydantic_core import PydanticCustomError
@@ -24,6 +24,9 @@ from simclr.errors import (
 )
 from simclr.hookspecs import hookimpl
 from simclr.registry import KINDS, NoParams
+
+if TYPE_CHECKING:
+    from simclr.pretrained import Pretrained
 
 __version__ = "0.1.0"
 
@@ -91,7 +94,7 @@ def names(kind: str) -> list[str]:
     return plugin_system().registry.names(kind)
 
 
-def load_pretrained(target: str | Path, device: str = "cpu") -> Any:
+def load_pretrained(target: str | Path, device: str = "cpu") -> Pretrained:
     """The trained network of a run directory or checkpoint file, in eval mode on ``device``, as a
     :class:`simclr.pretrained.Pretrained`: ``.features(uint8 images)`` gives the backbone's features the way
     `simclr eval` computes them; ``.model``, ``.image_size``, ``.mean``/``.std``, ``.epoch`` and ``.experiment``."""

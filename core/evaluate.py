@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,20 +77,22 @@ def eval_path(
     return out_dir / ("-".join([Path(EVAL_FILE).stem, *parts]) + ".json")
 
 
-def resolve_eval_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else the CPU; anything else must exist here."""
+def resolve_eval_device(name: str, option: str = "--device") -> torch.device:
+    """``auto``: CUDA when available, else the CPU; anything else must exist here. ``option`` is how the caller
+    gave it, for the messages (``--device``, or a function's ``device=``)."""
+    given = f"{option} {name}" if option.startswith("--") else f"{option}{name!r}"
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserError(f"--device {name}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
+        raise UserError(f"{given}: not a device; use auto, cpu, cuda, cuda:N or mps") from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"--device {name}: CUDA is not available here; use --device cpu or auto")
+        raise UserError(f"{given}: CUDA is not available here; use cpu or auto")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise UserError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) are visible")
+        raise UserError(f"{given}: only {torch.cuda.device_count()} GPU(s) are visible")
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise UserError(f"--device {name}: MPS is not available here; use --device cpu or auto")
+        raise UserError(f"{given}: MPS is not available here; use cpu or auto")
     return device
 
 
@@ -150,16 +152,16 @@ def _output_file(
 
 
 def trained_normalisation(
-    state: dict[str, Any], data: ImageDataset | None
+    state: dict[str, Any], dataset: Callable[[], ImageDataset]
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The input normalisation the network was trained with, stored in its checkpoint: part of the model, like
     torchvision's ImageNet mean and std, so the features do not depend on the pre-training images found where the
-    evaluation runs (or on another dataset's statistics); a checkpoint from before it was stored: ``data``'s."""
+    evaluation runs (or on another dataset's statistics); a checkpoint from before it was stored: that of the
+    ``dataset()`` it was trained on (built only then)."""
     stored = state.get("normalisation")
     if isinstance(stored, dict) and {"mean", "std"} <= stored.keys():
         return tuple(map(float, stored["mean"])), tuple(map(float, stored["std"]))
-    if data is None:
-        raise ValueError("the checkpoint stores no normalisation: give the dataset it was trained on")
+    data = dataset()
     return tuple(data.mean), tuple(data.std)
 
 
@@ -310,7 +312,7 @@ def evaluate_run(
     if isinstance(train_split, TensorSplit):  # checked before any feature is extracted where the labels are at hand
         _check_ks(cfg.labels_per_class, train_split.labels)
     image_size = state.get("image_size", data.image_size)
-    mean, std = trained_normalisation(state, data)
+    mean, std = trained_normalisation(state, lambda: data)
     labelled_data = data.eval_fingerprint() if cache else None  # the hashes key the cache only
     common = {  # the labelled images themselves where the dataset can hash them, else its settings
         "dataset": labelled_data or experiment.data.dataset.model_dump(mode="json"),

@@ -4,6 +4,7 @@ run's backbone (and, for a checkpoint older than its stored normalisation, of it
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,9 +44,17 @@ class Pretrained:
     @torch.no_grad()
     def features(self, images: torch.Tensor, representation: str = "backbone") -> torch.Tensor:
         """The backbone's features h of ``images`` (the representation `simclr eval` probes), or with
-        ``representation="projection"`` the projection head's output g(h) (what the loss saw), float32 [B, D]."""
+        ``representation="projection"`` the projection head's output g(h) (what the loss saw), float32 [B, D].
+        The images must be of the size the network was trained on (for another, call :attr:`model` on
+        :meth:`normalise`'s output yourself)."""
         if representation not in ("backbone", "projection"):
             raise ValueError(f"representation must be 'backbone' or 'projection', not {representation!r}")
+        if images.dim() != 4 or tuple(images.shape[1:]) != (3, self.image_size, self.image_size):
+            size = self.image_size
+            raise ValueError(
+                f"images of shape {tuple(images.shape)}; the network was trained on [B, 3, {size}, {size}]: resize "
+                "them, or call .model on .normalise(images) to use another size on purpose"
+            )
         h = self.model.backbone(self.normalise(images)).float()
         return self.model.head(h).float() if representation == "projection" else h
 
@@ -54,12 +63,11 @@ def load_pretrained(target: str | Path, device: str = "cpu") -> Pretrained:
     """The network of a run directory (its last checkpoint) or of a checkpoint file, on ``device`` (``auto``:
     CUDA where available), in eval mode. Problems are :class:`simclr.UserError` naming the file."""
     checkpoint, _ = resolve_target(Path(target).expanduser())
-    torch_device = resolve_eval_device(device)
+    torch_device = resolve_eval_device(device, option="device=")
     state = load_checkpoint(checkpoint, map_location="cpu")
     experiment = stored_experiment(state, checkpoint)
-    # a checkpoint older than its stored image size and normalisation: the dataset's
-    dataset = None if {"image_size", "normalisation"} <= state.keys() else experiment.data.dataset.build()
-    image_size = state["image_size"] if dataset is None else state.get("image_size", dataset.image_size)
+    dataset = functools.cache(experiment.data.dataset.build)  # only for a checkpoint older than what it stores
+    image_size = state["image_size"] if "image_size" in state else dataset().image_size
     mean, std = trained_normalisation(state, dataset)
     model = build_encoder(experiment, image_size, state["model"], checkpoint, representation="projection")
     return Pretrained(model.to(torch_device).eval(), experiment, image_size, mean, std, state["epoch"], checkpoint)

@@ -39,6 +39,11 @@ def test_features_are_those_of_the_trained_network(trained):
     assert pretrained.experiment.model.backbone.name == "small_resnet"
     with pytest.raises(ValueError, match="'backbone' or 'projection'"):
         pretrained.features(images, representation="head")
+    bigger = torch.nn.functional.interpolate(images.float(), size=24).to(torch.uint8)
+    with pytest.raises(ValueError, match=r"shape \(8, 3, 24, 24\); the network was trained on \[B, 3, 16, 16\]"):
+        pretrained.features(bigger)
+    with torch.no_grad():  # another size on purpose, as the message says
+        assert pretrained.model.backbone(pretrained.normalise(bigger)).shape == h.shape
 
 
 def test_a_checkpoint_file_and_an_old_checkpoint_without_normalisation(trained, tmp_path):
@@ -51,6 +56,12 @@ def test_a_checkpoint_file_and_an_old_checkpoint_without_normalisation(trained, 
     assert pretrained.mean == pytest.approx(trainer.dataset.mean)
     images = trainer.dataset.pretrain_tensor()[:4]
     assert torch.equal(pretrained.features(images), simclr.load_pretrained(run).features(images))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="shows what a CPU-only machine says")
+def test_a_device_that_is_not_here_is_named_as_the_caller_gave_it(trained):
+    with pytest.raises(simclr.UserError, match=r"device='cuda': CUDA is not available here; use cpu or auto"):
+        simclr.load_pretrained(trained[0], device="cuda")
 
 
 def test_problems_are_user_errors_that_name_the_file(tmp_path):

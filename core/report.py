@@ -73,7 +73,11 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
     record = read_record(run_dir)
     config = _read_yaml(run_dir / CONFIG_FILE)
     result = _read_json(run_dir / EVAL_FILE)
-    trained = _read_json(run_dir / TRAINING_FILE)
+    try:  # the row without train time rather than no row: the results are in eval.json
+        trained = _read_json(run_dir / TRAINING_FILE)
+    except (TypeError, ValueError) as exc:
+        log.warning("report: %s: %s is not what simclr writes (%s); no train time shown", run_dir, TRAINING_FILE, exc)
+        trained = {}
     relative = run_dir.relative_to(root).as_posix()
     loss_config = config.get("loss", {})
     loss, tm = _loss_label(loss_config)
@@ -120,8 +124,7 @@ def collect(root: str | Path) -> list[dict[str, Any]]:
         try:
             rows.append(_row(run_dir, root))
         except (AttributeError, TypeError, ValueError, KeyError) as exc:  # a damaged or foreign file's shape
-            files = f"{EVAL_FILE} or {TRAINING_FILE}"
-            log.warning("report: skipped %s: its %s is not what simclr writes (%s)", run_dir, files, exc)
+            log.warning("report: skipped %s: its %s is not what simclr writes (%s)", run_dir, EVAL_FILE, exc)
     if not rows:
         raise UserError(f"{root}: no {EVAL_FILE} under it; evaluate runs with `simclr eval RUN_DIR` first")
     return sorted(rows, key=lambda r: (str(Path(r["dir"]).parent), r["order"], r["dir"]))

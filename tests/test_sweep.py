@@ -375,12 +375,14 @@ def test_report_skips_damaged_or_foreign_results_with_a_warning(tmp_path, caplog
         fake_run(root / name, config, None, [(1.0, 1.0)])
         (root / name / "eval.json").write_bytes(content)
     (root / "good" / "sweep.json").write_text("[]")  # a damaged record is ignored
+    (root / "good" / "training.json").write_text("{truncated")  # and a damaged training.json costs the train time
     with caplog.at_level("WARNING", logger="simclr"):
         assert main(["report", str(root)]) == 0
     rows = (root / "report.md").read_text().splitlines()[2:]
-    assert len(rows) == 1 and rows[0].startswith("| good |")
+    assert len(rows) == 1 and rows[0].startswith("| good |") and rows[0].endswith("| 50.0 |  |  |  |")  # no time
+    assert f"report: {root / 'good'}: training.json is not what simclr writes" in caplog.text
     for name in ("a-list", "odd-shape", "binary"):
-        assert f"report: skipped {root / name}: its eval.json or training.json is not what simclr" in caplog.text
+        assert f"report: skipped {root / name}: its eval.json is not what simclr writes" in caplog.text
 
 
 def test_a_damaged_run_config_in_a_sweep_is_an_error_not_a_traceback(tmp_path, capsys):

@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-gpu-check}"
 mkdir -p "$out"
-rm -f "$out"/summary.json "$out"/bench-*.json "$out"/tests.log  # an earlier check's results are never shown as this one's
+rm -f "$out"/summary.json "$out"/bench-*.json "$out"/tests.log "$out"/install.log  # never shown as this check's
 
 if ! python3 -c "import simclr.cli.main" 2>/dev/null; then
   site="${TMPDIR:-/tmp}/simclr-gpu-check-site"
@@ -49,9 +49,10 @@ if ! python3 -c "import torch, simclr; print('torch', torch.__version__, 'cuda',
     "the package registry is reachable and carry .whl/ along"
   exit 2
 fi
-if command -v nvidia-smi > /dev/null && nvidia-smi -L 2> /dev/null | grep -q "^GPU" \
+listed=$(nvidia-smi -L 2> /dev/null || true)  # read whole: grep -q could end the pipe early under pipefail
+if grep -q "^GPU" <<< "$listed" \
   && ! python3 -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
-  nvidia-smi -L
+  echo "$listed"
   echo "nvidia-smi lists a GPU but torch cannot use it (a CUDA build that does not fit the driver?): stopping" \
     "rather than measuring the CPU"
   exit 1

@@ -610,6 +610,26 @@ def test_a_run_being_trained_cannot_be_resumed_or_overwritten_by_another_process
     lock_run_dir(run).close()  # let go by the trainer that finished
 
 
+def test_ranks_leave_together_unless_a_rank_failed(tmp_path, monkeypatch):
+    """After training, a shared stop or a resume with nothing to do every rank reaches the exit and they leave the
+    process group together; after a failure on one rank the others may never come, so no rank waits."""
+    import simclr.trainer as trainer_module
+
+    left = []
+    monkeypatch.setattr(trainer_module, "shutdown", lambda runtime, together=False: left.append(together))
+    Trainer(tiny(["train.epochs=1"]), tmp_path / "done", show_progress=False).fit()
+    Trainer(tiny(["train.epochs=1"]), tmp_path / "done", resume=True, show_progress=False).fit()  # nothing to do
+    stopped = Trainer(tiny(), tmp_path / "stopped", show_progress=False)
+    stopped.loss_fn = SignalOnCall(stopped.loss_fn, call=2)
+    with pytest.raises(Interrupted):
+        stopped.fit()
+    failing = Trainer(tiny(), tmp_path / "failing", show_progress=False)
+    failing.loss_fn = lambda z1, z2: torch.tensor(float("nan"), requires_grad=True)
+    with pytest.raises(TrainingError):
+        failing.fit()
+    assert left == [True, True, True, False]
+
+
 def test_out_or_resume_pointing_at_a_file_is_a_clear_error(tmp_path):
     a_file = tmp_path / "file.txt"
     a_file.write_text("not a folder")

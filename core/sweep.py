@@ -79,10 +79,6 @@ class SweepSpec(Strict):
         if self.runs is not None:
             if not self.runs:
                 raise ValueError("runs: is empty")
-            names = [run.name for run in self.runs]
-            repeated = sorted({name for name in names if names.count(name) > 1})
-            if repeated:
-                raise ValueError(f"run names must be unique; repeated: {', '.join(repeated)}")
         without = [run.name for run in self.runs or [] if run.experiment is None]
         if self.base is None and (self.grid is not None or without):
             who = "a grid" if self.grid is not None else f"run(s) {', '.join(without)} without experiment:"
@@ -247,6 +243,19 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix.rstrip("."): data}
 
 
+def _repeated_names(spec: SweepSpec, positions: Positions, src: str) -> list[ConfigIssue]:
+    """An issue at each run whose name an earlier run already has (their run directories would be one)."""
+    first: dict[str, int] = {}
+    issues = []
+    for index, run in enumerate(spec.runs or []):
+        if run.name in first:
+            where = positions.get(("runs", index, "name"), src)
+            message = f"'{run.name}' is the name of run {first[run.name]} too; run names must be unique"
+            issues.append(ConfigIssue(where, f"runs.{index}.name", message))
+        first.setdefault(run.name, index)
+    return issues
+
+
 def load_sweep(path: str | Path, overrides: Sequence[str] = (), out: str | Path | None = None) -> Sweep:
     """Read a sweep file and validate every combination.
 
@@ -259,6 +268,9 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), out: str | Path 
         spec = SweepSpec.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(validation_issues(exc, (), positions, SweepSpec)) from None
+    repeated = _repeated_names(spec, positions, src)
+    if repeated:
+        raise ConfigError(repeated)
     out_dir = Path(out or spec.out or Path("runs") / path.stem)
     sweep = Sweep(path, out_dir, spec.eval)
     common = [(text, positions.get(("set", i), src)) for i, text in enumerate(spec.set)]

@@ -182,6 +182,10 @@ epochs: 3
     sweep.write_text("base: base.yaml\nruns:\n  - {name: a}\n  - {name: a}\ngrid: {loss.temperature: [1]}\n")
     assert main(["sweep", str(sweep)]) == 2
     assert "either grid" in capsys.readouterr().err
+    sweep.write_text("base: base.yaml\nruns:\n  - name: a\n  - name: b\n  - name: a\n")
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "out")]) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert f"{sweep}:5: runs.2.name: 'a' is the name of run 0 too; run names must be unique" in message
     assert not (tmp_path / "out").exists()
 
 

@@ -31,6 +31,20 @@ def remove_partial_writes(directory: Path) -> None:
         leftover.unlink(missing_ok=True)
 
 
+def refuse_a_folder_of_runs(path: Path) -> None:
+    """A folder without a checkpoint of its own that holds runs (a sweep's, or runs/) given where one run is meant:
+    a UserError naming some of them."""
+    if last_checkpoint(path).is_file():
+        return
+    runs = sorted(child.name for child in path.iterdir() if last_checkpoint(child).is_file())
+    if runs:
+        listed = ", ".join(runs[:5]) + (f" and {len(runs) - 5} more" if len(runs) > 5 else "")
+        raise UserError(
+            f"{path} is not a run but holds runs ({listed}): give one of them, e.g. {path / runs[0]} "
+            f"(`simclr report {path}` tabulates them all)"
+        )
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", mmap: bool = False) -> dict[str, Any]:
     """Read a checkpoint safely onto ``map_location``; any problem is a :class:`UserError` naming the file.
     ``mmap`` maps the tensors' data instead of reading it: cheap when only the plain data (epoch, config) is
@@ -43,6 +57,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu", mmap: 
                 f"is nothing to resume or evaluate; start it again with `simclr train {path / CONFIG_FILE} "
                 f"--out {path} --overwrite`"
             )
+        refuse_a_folder_of_runs(path)
         path = last_checkpoint(path)
     if not path.is_file():
         raise UserError(f"{path}: no such checkpoint (expected a run directory or a .pt file written by simclr)")

@@ -67,7 +67,8 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], Positions]:
     except FileNotFoundError:
         raise ConfigError(ConfigIssue(src, "", "no such file")) from None
     except IsADirectoryError:
-        raise ConfigError(ConfigIssue(src, "", "is a directory, expected an experiment YAML file")) from None
+        hint = f"; to continue the run in it: simclr train --resume {path}" if (path / "config.yaml").is_file() else ""
+        raise ConfigError(ConfigIssue(src, "", f"is a directory, expected an experiment YAML file{hint}")) from None
     except UnicodeDecodeError:
         raise ConfigError(ConfigIssue(src, "", "not a text file (expected UTF-8 YAML)")) from None
     except OSError as exc:

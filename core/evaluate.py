@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import Subset
 
 from simclr.atomic import write_json
-from simclr.checkpoint import load_checkpoint
+from simclr.checkpoint import load_checkpoint, refuse_a_folder_of_runs
 from simclr.config import experiment_from_dict
 from simclr.data import ImageDataset, TensorSplit, check_split_images
 from simclr.distributed import gather_shards, world_size
@@ -54,6 +54,7 @@ def resolve_target(target: Path) -> tuple[Path, Path]:
     file; a file inside ``<run>/checkpoints/`` reports into ``<run>``, any other file into its own folder."""
     target = Path(target)
     if target.is_dir():
+        refuse_a_folder_of_runs(target)
         return target / CHECKPOINTS / LAST_CHECKPOINT, target
     if target.parent.name == CHECKPOINTS:
         return target, target.parent.parent

@@ -14,6 +14,7 @@ import torchvision
 from torch import nn
 
 import simclr
+from simclr import config
 from simclr import evaluate as evaluate_module
 from simclr import features as features_module
 from simclr.checkpoint import load_checkpoint, save_checkpoint
@@ -615,3 +616,23 @@ def test_export_of_a_non_torchvision_backbone_keeps_simclrs_keys(trained_run, tm
     backbone.load_state_dict(torch.load(result.path, weights_only=True))
     expected = {k.removeprefix("backbone."): v for k, v in state["model"].items() if k.startswith("backbone.")}
     assert all(torch.equal(backbone.state_dict()[k], v) for k, v in expected.items())
+
+
+def test_a_folder_of_runs_given_for_one_run_names_them(run_copy, tmp_path):
+    from simclr.checkpoint import load_checkpoint as load
+
+    study = tmp_path / "study"
+    study.mkdir()
+    for name in ("t0.5", "t0.1"):
+        (study / name).symlink_to(run_copy, target_is_directory=True)
+    expected = rf"{study} is not a run but holds runs \(t0.1, t0.5\): give one of them, e.g. {study / 't0.1'}"
+    with pytest.raises(UserError, match=expected):
+        evaluate_run(study, progress=False)
+    with pytest.raises(UserError, match=expected):
+        load(study)
+    assert not list(study.glob("eval*.json"))
+
+
+def test_a_run_directory_given_as_an_experiment_points_at_resume(run_copy):
+    with pytest.raises(UserError, match=rf"is a directory, expected an experiment YAML file; .*--resume {run_copy}"):
+        config.load_experiment(run_copy)

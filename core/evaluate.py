@@ -30,7 +30,7 @@ from simclr.errors import UserError
 from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features
 from simclr.fingerprint import tensors_fingerprint
 from simclr.probes import few_label_probe, knn_probe, linear_probe
-from simclr.rundir import CHECKPOINTS, EVAL_FILE, LAST_CHECKPOINT
+from simclr.rundir import CHECKPOINTS, EVAL_FILE, LAST_CHECKPOINT, last_checkpoint, training_process
 from simclr.runtime import exact_float32
 from simclr.schema import EvalConfig, Experiment
 
@@ -295,6 +295,15 @@ def evaluate_run(
     checkpoint, out_dir = resolve_target(target)
     torch_device = resolve_eval_device(device)
     state = load_checkpoint(checkpoint, map_location="cpu")
+    trainer = training_process(out_dir) if checkpoint == last_checkpoint(out_dir) else None
+    if trainer is not None:
+        log.warning(
+            "%s is being trained by %s right now: this evaluates its last checkpoint, of epoch %s (its result says "
+            "so; `simclr report` marks it once training has gone further)",
+            out_dir,
+            trainer,
+            state.get("epoch"),
+        )
     if not os.access(out_dir, os.W_OK):
         raise UserError(f"cannot write results into {out_dir}; copy the checkpoint into a writable folder")
     experiment = stored_experiment(state, checkpoint, dataset, overrides)

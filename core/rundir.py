@@ -39,10 +39,36 @@ def lock_run_dir(path: Path) -> IO[str] | None:
     """Take the run directory's lock, or raise a UserError naming the process that holds it. The lock lasts as long
     as the returned file stays open, and ends with its process, however that ends. None where the system has no
     flock (Windows): there, nothing stops a second process."""
+    handle, holder = _try_lock(path)
+    if holder is not None:
+        raise UserError(
+            f"{path} is being trained by {holder} right now; wait for it to finish (or stop it), then resume"
+        )
+    if handle is not None:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+    return handle
+
+
+def training_process(path: Path) -> str | None:
+    """The process training the run in ``path`` right now (``process N on HOST``), or None."""
+    if not (path / LOCK_FILE).is_file():
+        return None
+    handle, holder = _try_lock(path)
+    if handle is not None:
+        handle.close()
+    return holder
+
+
+def _try_lock(path: Path) -> tuple[IO[str] | None, str | None]:
+    """(the locked lock file, None), or (None, its holder) when another open file holds it; (None, None) without
+    flock."""
     try:
         import fcntl
     except ImportError:
-        return None
+        return None, None
     handle = open(path / LOCK_FILE, "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -50,14 +76,8 @@ def lock_run_dir(path: Path) -> IO[str] | None:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        raise UserError(
-            f"{path} is being trained by {holder} right now; wait for it to finish (or stop it), then resume"
-        ) from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
-    handle.flush()
-    return handle
+        return None, holder
+    return handle, None
 
 
 def default_run_dir(name: str, root: Path = Path("runs")) -> Path:

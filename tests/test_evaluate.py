@@ -636,3 +636,25 @@ def test_a_folder_of_runs_given_for_one_run_names_them(run_copy, tmp_path):
 def test_a_run_directory_given_as_an_experiment_points_at_resume(run_copy):
     with pytest.raises(UserError, match=rf"is a directory, expected an experiment YAML file; .*--resume {run_copy}"):
         config.load_experiment(run_copy)
+
+
+def test_evaluating_a_run_while_it_trains_says_so(run_copy, caplog):
+    import socket
+
+    from simclr.rundir import lock_run_dir
+
+    held = lock_run_dir(run_copy)  # as the process training it holds it
+    try:
+        with caplog.at_level("WARNING", logger="simclr"):
+            result = evaluate_run(run_copy, baseline=False, ks=[1], progress=False)
+    finally:
+        held.close()
+    holder = f"process {os.getpid()} on {socket.gethostname()}"
+    assert f"{run_copy} is being trained by {holder} right now: this evaluates its last checkpoint, of epoch" in (
+        caplog.text
+    )
+    assert result["epoch"] == load_checkpoint(run_copy)["epoch"]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="simclr"):
+        evaluate_run(run_copy, baseline=False, ks=[1], progress=False)
+    assert "is being trained" not in caplog.text

@@ -1,4 +1,5 @@
-"""The results table of a folder of runs: one row per run directory holding an eval.json (or a failed sweep run).
+"""The results table of a folder of runs: one row per run directory holding an eval.json (or a failed sweep run, or
+a trained run not evaluated yet).
 
 Each row joins the run's eval.json (accuracies in percent), its config.yaml (backbone, loss, optimizer, batch,
 epochs), its training.json (epochs trained, train time, images trained on) and, for sweep runs, its sweep.json
@@ -38,7 +39,7 @@ class ReportFiles:
 
 
 def _run_dirs(root: Path) -> list[Path]:
-    found = {p.parent for p in root.rglob(EVAL_FILE)}
+    found = {p.parent for p in root.rglob(EVAL_FILE)} | {p.parent for p in root.rglob(TRAINING_FILE)}
     found |= {p.parent for p in root.rglob(SWEEP_RECORD) if read_record(p.parent).get("status") == "failed"}
     return list(found)
 
@@ -87,7 +88,7 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
         "run": record.get("name") or (relative if relative != "." else run_dir.resolve().name),
         "dir": relative,
         "path": str(run_dir),  # as reached from the current folder
-        "status": "finished" if result else "failed",
+        "status": "finished" if result else "failed" if record.get("status") == "failed" else "not evaluated",
         "error": "" if result else record.get("error", ""),
         "backbone": config.get("model", {}).get("backbone", {}).get("name", ""),
         "loss": loss,
@@ -190,7 +191,6 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     headers += ["train time", "images/s"]
     cells = []
     for row in rows:
-        failed = row["status"] == "failed"
         optimizer = row["optimizer"] + (f" {row['lr']:g}" if isinstance(row["lr"], int | float) else "")
         loss = _loss_cell(row, distinguishing[row["loss"]])
         line = [row["run"], row["backbone"], loss, "" if row["t_m"] is None else str(row["t_m"])]
@@ -200,7 +200,7 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         line += [optimizer, str(row["batch"] or ""), epochs]
         if probed:
             line += [{"backbone": "h", "projection": "g(h)"}.get(row["representation"], row["representation"] or "")]
-        line += ["failed" if failed else _number(row["linear_top1"])]
+        line += [row["status"] if row["status"] != "finished" else _number(row["linear_top1"])]
         if reported:
             line += [_number(row.get("reported")) or "–"]
         line += [_number(row["linear_top5"]), *[_number(row["few_label"].get(k)) for k in ks]]
@@ -219,6 +219,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if h in right else "---" for h in headers) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in cells]
     notes = [f"- {row['run']} failed: {row['error'] or 'see its run directory'}" for row in rows if row["error"]]
+    notes += [
+        f"- {row['run']} has trained {row['trained_epochs']} epochs but has no evaluation yet: `simclr eval "
+        f"{row['path']}`"
+        for row in rows
+        if row["status"] == "not evaluated"
+    ]
     notes += [
         f"- {row['run']} was evaluated at epoch {row['epochs']} and has since trained to epoch "
         f"{row['trained_epochs']}: `simclr eval {row['path']}` updates it"
@@ -250,8 +256,16 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
             writer.writerow({key: "" if flat.get(key) is None else flat[key] for key in fields})
 
 
+def chart_axis_start(rows: list[dict[str, Any]]) -> int:
+    """The decade at least 5 points below every number the chart shows (0 at the lowest)."""
+    keys = ("linear_top1", "baseline_top1", "reported")
+    shown = [row[key] for row in rows for key in keys if row.get(key) is not None]
+    return max(0, 10 * int((min(shown) - 5) // 10)) if shown else 0
+
+
 def write_chart(rows: list[dict[str, Any]], path: Path) -> None:
-    """Horizontal bars of linear top-1 per run, the random-init baseline and the reported number as markers."""
+    """Horizontal bars of linear top-1 per run, the random-init baseline and the reported number as markers; the
+    axis starts at :func:`chart_axis_start`, so that close results can be told apart."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -260,12 +274,13 @@ def write_chart(rows: list[dict[str, Any]], path: Path) -> None:
     names = [row["run"] for row in rows]
     ys = list(range(len(rows)))[::-1]
     fig, ax = plt.subplots(figsize=(9, 1.4 + 0.35 * len(rows)))
+    low = chart_axis_start(rows)
     ax.barh(ys, [row["linear_top1"] or 0.0 for row in rows], color="tab:blue", label="linear top-1")
     for row, y in zip(rows, ys, strict=True):
-        if row["status"] == "failed":
-            ax.text(1, y, "failed", va="center", color="tab:red")
+        if row["status"] != "finished":
+            ax.text(low + 1, y, row["status"], va="center", color="tab:red" if row["status"] == "failed" else "gray")
         elif row["linear_top1"] is not None:
-            ax.text(1, y, f"{row['linear_top1']:.1f}", va="center", color="white", fontsize="small")
+            ax.text(low + 1, y, f"{row['linear_top1']:.1f}", va="center", color="white", fontsize="small")
     markers = (("baseline_top1", "|", "tab:orange", "random init"), ("reported", "D", "tab:red", "reported"))
     for key, marker, color, label in markers:
         points = [(row[key], y) for row, y in zip(rows, ys, strict=True) if row.get(key) is not None]
@@ -273,7 +288,7 @@ def write_chart(rows: list[dict[str, Any]], path: Path) -> None:
             xs, marked = zip(*points, strict=True)
             ax.scatter(xs, marked, marker=marker, color=color, s=120, linewidths=3, zorder=3, label=label)
     ax.set_yticks(ys, names)
-    ax.set_xlim(0, 100)
+    ax.set_xlim(low, 100)
     ax.set_xlabel("linear top-1 (%)")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3, frameon=False, fontsize="small")

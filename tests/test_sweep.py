@@ -404,3 +404,19 @@ def test_a_damaged_run_config_in_a_sweep_is_an_error_not_a_traceback(tmp_path, c
 def test_report_of_a_folder_without_results_exits_2(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no eval.json" in capsys.readouterr().err
+
+
+def test_report_lists_a_trained_run_without_evaluation_and_zooms_its_chart(tmp_path):
+    from simclr.report import chart_axis_start, collect
+
+    root = tmp_path / "runs"
+    config = config_of("resnet18", {"name": "nt_xent"}, {"name": "adam"}, epochs=2)
+    fake_run(root / "done", config, {**result_of(94.0, {}, 90.0, baseline=92.2), "epoch": 2}, [(1.0, 1.0)] * 2)
+    fake_run(root / "pending", config, None, [(1.0, 1.0)] * 2)
+    assert main(["report", str(root)]) == 0
+    lines = (root / "report.md").read_text().splitlines()
+    assert lines[3].startswith("| pending | resnet18 | nt_xent |  | adam | 128 | 2 | not evaluated |")
+    assert lines[5] == f"- pending has trained 2 epochs but has no evaluation yet: `simclr eval {root / 'pending'}`"
+    rows = collect(root)
+    assert chart_axis_start(rows) == 80  # the baseline, 92.2, is the lowest bar or marker: the axis starts at 80
+    assert chart_axis_start([{**rows[0], "baseline_top1": 12.0}]) == 0

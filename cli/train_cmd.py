@@ -32,11 +32,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def load(args: argparse.Namespace) -> tuple[config.Experiment, Path]:
     """The experiment and run directory the arguments ask for (bad input raises before anything is written)."""
+    from simclr.checkpoint import refuse_a_folder_of_runs
     from simclr.rundir import run_dir_config
 
     if args.resume:
         if args.experiment or args.out:
             raise UserError("--resume RUN_DIR continues the experiment stored there: give no EXP.yaml and no --out")
+        if args.resume.is_dir():
+            refuse_a_folder_of_runs(args.resume)
         stored = run_dir_config(args.resume)
         experiment = config.experiment_from_dict(
             stored, args.overrides, src=str(args.resume / "config.yaml"), stored=True

@@ -220,8 +220,7 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in cells]
     notes = [f"- {row['run']} failed: {row['error'] or 'see its run directory'}" for row in rows if row["error"]]
     notes += [
-        f"- {row['run']} has trained {row['trained_epochs']} epochs but has no evaluation yet: `simclr eval "
-        f"{row['path']}`"
+        f"- {row['run']} has no evaluation yet{_trained(row['trained_epochs'])}: `simclr eval {row['path']}`"
         for row in rows
         if row["status"] == "not evaluated"
     ]
@@ -232,6 +231,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
         if _stale(row)
     ]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def _trained(epochs: Any) -> str:
+    if not isinstance(epochs, int):
+        return ""
+    return f" (trained {epochs} epoch{'' if epochs == 1 else 's'})"
 
 
 def _stale(row: dict[str, Any]) -> bool:

@@ -4,6 +4,7 @@ made."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import socket
@@ -14,6 +15,8 @@ from typing import IO, Any
 import yaml
 
 from simclr.errors import UserError
+
+log = logging.getLogger("simclr")
 
 #: refuse to start a run with less free space than this in the run directory's file system
 MIN_FREE_BYTES = 200 * 1024**2
@@ -37,47 +40,54 @@ LOCK_FILE = ".simclr-lock"
 
 def lock_run_dir(path: Path) -> IO[str] | None:
     """Take the run directory's lock, or raise a UserError naming the process that holds it. The lock lasts as long
-    as the returned file stays open, and ends with its process, however that ends. None where the system has no
-    flock (Windows): there, nothing stops a second process."""
-    handle, holder = _try_lock(path)
-    if holder is not None:
-        raise UserError(
-            f"{path} is being trained by {holder} right now; wait for it to finish (or stop it), then resume"
-        )
-    if handle is not None:
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
-    return handle
-
-
-def training_process(path: Path) -> str | None:
-    """The process training the run in ``path`` right now (``process N on HOST``), or None."""
-    if not (path / LOCK_FILE).is_file():
-        return None
-    handle, holder = _try_lock(path)
-    if handle is not None:
-        handle.close()
-    return holder
-
-
-def _try_lock(path: Path) -> tuple[IO[str] | None, str | None]:
-    """(the locked lock file, None), or (None, its holder) when another open file holds it; (None, None) without
-    flock."""
+    as the returned file stays open, and ends with its process, however that ends. None where there is no lock to
+    take (no flock, as on Windows, or a file system that refuses it, which is warned of): there, nothing stops a
+    second process."""
     try:
         import fcntl
     except ImportError:
-        return None, None
-    handle = open(path / LOCK_FILE, "a+")
+        return None
+    try:
+        handle = open(path / LOCK_FILE, "a+")
+    except OSError as exc:
+        log.warning("%s: cannot create its lock file (%s); a second process could train it at once", path, exc)
+        return None
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.seek(0)
         holder = handle.read().strip() or "another process"
         handle.close()
-        return None, holder
-    return handle, None
+        raise UserError(f"{path} is being trained by {holder} right now; wait for it to finish, or stop it") from None
+    except OSError as exc:  # a file system without locks (some NFS, FUSE or Lustre mounts)
+        handle.close()
+        log.warning("%s: its file system refuses locks (%s); a second process could train it at once", path, exc)
+        return None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    return handle
+
+
+def training_process(path: Path) -> str | None:
+    """The process training the run in ``path`` right now (``process N on HOST``), or None; read-only (a shared
+    lock tried and let go), so it works on a run that cannot be written."""
+    try:
+        import fcntl
+
+        handle = open(path / LOCK_FILE)
+    except (ImportError, OSError):
+        return None
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return handle.read().strip() or "another process"
+        except OSError:
+            return None
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return None
 
 
 def default_run_dir(name: str, root: Path = Path("runs")) -> Path:
@@ -150,8 +160,16 @@ def check_writable(path: Path) -> None:
 
 
 def create_run_dir(path: Path, overwrite: bool) -> None:
+    """Make the run directory; ``overwrite``: empty an existing one first, all but its lock file, which the caller
+    holds while it replaces the run."""
     if overwrite and path.exists():
-        shutil.rmtree(path)
+        for child in path.iterdir():
+            if child.name == LOCK_FILE:
+                continue
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
     path.mkdir(parents=True, exist_ok=True)
     (path / RUN_MARKER).write_text("made by simclr train; marks this folder as a run directory\n")
     (path / CHECKPOINTS).mkdir(exist_ok=True)

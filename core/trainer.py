@@ -35,6 +35,7 @@ from simclr.rundir import (
     create_run_dir,
     last_checkpoint,
     lock_run_dir,
+    training_process,
 )
 from simclr.runtime import Runtime, make_runtime, seed_everything, shutdown
 from simclr.schedule import LRSchedule, batch_scale
@@ -178,8 +179,9 @@ class Trainer:
         state = load_checkpoint(run_dir, "cpu") if resume else None
         if not resume:
             check_new_run_dir(run_dir, overwrite)
-            if overwrite and self.runtime.is_main and run_dir.is_dir():
-                lock_run_dir(run_dir).close()  # refuses to replace a run that is training now
+            holder = training_process(run_dir) if overwrite and self.runtime.is_main and run_dir.is_dir() else None
+            if holder is not None:  # refused now; _start takes the lock before it deletes anything
+                raise UserError(f"{run_dir} is being trained by {holder} right now; --overwrite would delete it")
         seed_everything(train.seed)
         self.dataset = experiment.data.dataset.build()
         check_split_images(self.dataset, self.dataset.pretrain_split(), "pre-training", experiment.data.dataset.name)
@@ -370,9 +372,11 @@ class Trainer:
 
     def _start(self) -> None:
         if self.runtime.is_main:
+            if self.resume or self.run_dir.is_dir():  # before the first write into, or deletion of, a run
+                self.lock = lock_run_dir(self.run_dir)
             if not self.resume:
-                create_run_dir(self.run_dir, self.overwrite)
-            self.lock = lock_run_dir(self.run_dir)  # before the first write into a run another process may train
+                create_run_dir(self.run_dir, self.overwrite)  # an overwritten run's lock file stays, held
+                self.lock = self.lock or lock_run_dir(self.run_dir)
             remove_partial_writes(last_checkpoint(self.run_dir).parent)
             # rewritten on resume too: --set overrides given then must survive a later resume
             (self.run_dir / CONFIG_FILE).write_text(config_module.dump_yaml(self.experiment))
@@ -403,7 +407,11 @@ class Trainer:
             )
             self._leave(together=True)
             return {}
-        self._start()
+        try:
+            self._start()
+        except BaseException:
+            self._leave(together=False)
+            raise
         progress = TrainProgress(epochs, self.steps_per_epoch, enabled=self.runtime.is_main and self.show_progress)
         status, last = "failed", {}
         try:
@@ -433,10 +441,12 @@ class Trainer:
 
     def _leave(self, together: bool) -> None:
         """Leave the process group (``together``: see :func:`shutdown`) and let go of the run directory."""
-        shutdown(self.runtime, together=together)
-        if self.lock is not None:
-            self.lock.close()
-            self.lock = None
+        try:
+            shutdown(self.runtime, together=together)
+        finally:
+            if self.lock is not None:
+                self.lock.close()
+                self.lock = None
 
     def _run_epoch(self, progress: TrainProgress, signals: dict) -> dict[str, Any]:
         log_every = self.experiment.train.log_every

@@ -416,7 +416,10 @@ def test_report_lists_a_trained_run_without_evaluation_and_zooms_its_chart(tmp_p
     assert main(["report", str(root)]) == 0
     lines = (root / "report.md").read_text().splitlines()
     assert lines[3].startswith("| pending | resnet18 | nt_xent |  | adam | 128 | 2 | not evaluated |")
-    assert lines[5] == f"- pending has trained 2 epochs but has no evaluation yet: `simclr eval {root / 'pending'}`"
+    assert lines[5] == f"- pending has no evaluation yet (trained 2 epochs): `simclr eval {root / 'pending'}`"
+    (root / "pending" / "training.json").write_text("{damaged")
+    assert main(["report", str(root)]) == 0
+    assert f"- pending has no evaluation yet: `simclr eval {root / 'pending'}`" in (root / "report.md").read_text()
     rows = collect(root)
     assert chart_axis_start(rows) == 80  # the baseline, 92.2, is the lowest bar or marker: the axis starts at 80
     assert chart_axis_start([{**rows[0], "baseline_top1": 12.0}]) == 0

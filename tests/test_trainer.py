@@ -601,13 +601,45 @@ def test_a_run_being_trained_cannot_be_resumed_or_overwritten_by_another_process
     holder = f"process {os.getpid()} on {socket.gethostname()}"
     with pytest.raises(UserError, match=f"is being trained by {holder} right now; wait for it"):
         Trainer(tiny(), run, resume=True, show_progress=False).fit()
-    with pytest.raises(UserError, match="is being trained by"):
+    with pytest.raises(UserError, match=f"is being trained by {holder} right now; --overwrite would delete it"):
         Trainer(tiny(), run, overwrite=True, show_progress=False)
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files_before
+    held.close()
+    # a trainer ready to overwrite, and another process that starts training the run before it does
+    overwriting = Trainer(tiny(), run, overwrite=True, show_progress=False)
+    held = lock_run_dir(run)
+    with pytest.raises(UserError, match="is being trained by"):
+        overwriting.fit()
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name != ".simclr-lock"} == {
+        p: data for p, data in files_before.items() if p.name != ".simclr-lock"
+    }
     held.close()
     Trainer(tiny(), run, resume=True, show_progress=False).fit()
     assert load_checkpoint(run)["epoch"] == 2
     lock_run_dir(run).close()  # let go by the trainer that finished
+
+
+def test_a_trainer_that_fails_as_it_starts_lets_go_of_the_run(tmp_path):
+    from simclr.rundir import lock_run_dir
+
+    run = tmp_path / "run"
+    Trainer(tiny(["train.epochs=1"]), run, show_progress=False).fit()
+    (run / "config.yaml").unlink()
+    (run / "config.yaml").mkdir()  # its rewrite at the start fails
+    failing = Trainer(tiny(), run, resume=True, show_progress=False)
+    with pytest.raises(IsADirectoryError):
+        failing.fit()
+    assert failing.lock is None
+    lock_run_dir(run).close()  # free while the failed trainer is still referenced
+
+
+def test_overwrite_keeps_the_lock_it_holds_and_replaces_the_rest(tmp_path):
+    run = tmp_path / "run"
+    Trainer(tiny(["train.epochs=2"]), run, show_progress=False).fit()
+    (run / "leftover.txt").write_text("from the old run")
+    Trainer(tiny(["train.epochs=1"]), run, overwrite=True, show_progress=False).fit()
+    assert not (run / "leftover.txt").exists() and load_checkpoint(run)["epoch"] == 1
+    assert (run / ".simclr-lock").read_text().startswith(f"process {os.getpid()} on ")
 
 
 def test_ranks_leave_together_unless_a_rank_failed(tmp_path, monkeypatch):
@@ -814,3 +846,27 @@ def test_a_run_resumed_with_channels_last_has_optimizer_state_in_that_layout(tmp
             if torch.is_tensor(value) and value.dim() == 4:
                 assert value.stride() == param.stride()
     resumed.fit()
+
+
+@pytest.mark.parametrize("system", ["no flock (Windows)", "a file system that refuses locks"])
+def test_without_a_lock_a_run_still_trains_resumes_and_is_overwritten(tmp_path, monkeypatch, caplog, system):
+    import errno
+    import fcntl
+    import sys
+
+    if system.startswith("no flock"):
+        monkeypatch.setitem(sys.modules, "fcntl", None)
+    else:
+
+        def refuse(handle, operation):
+            raise OSError(errno.ENOLCK, "No locks available")
+
+        monkeypatch.setattr(fcntl, "flock", refuse)
+    run = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="simclr"):
+        Trainer(tiny(["train.epochs=1"]), run, show_progress=False).fit()
+        Trainer(tiny(), run, resume=True, show_progress=False).fit()
+        Trainer(tiny(["train.epochs=1"]), run, overwrite=True, show_progress=False).fit()
+    assert load_checkpoint(run)["epoch"] == 1
+    refused = "its file system refuses locks ([Errno 37] No locks available)" in caplog.text
+    assert refused == (not system.startswith("no flock"))

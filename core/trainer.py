@@ -372,11 +372,10 @@ class Trainer:
 
     def _start(self) -> None:
         if self.runtime.is_main:
-            if self.resume or self.run_dir.is_dir():  # before the first write into, or deletion of, a run
-                self.lock = lock_run_dir(self.run_dir)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.lock = lock_run_dir(self.run_dir)  # before the first write into, or deletion of, a run
             if not self.resume:
                 create_run_dir(self.run_dir, self.overwrite)  # an overwritten run's lock file stays, held
-                self.lock = self.lock or lock_run_dir(self.run_dir)
             remove_partial_writes(last_checkpoint(self.run_dir).parent)
             # rewritten on resume too: --set overrides given then must survive a later resume
             (self.run_dir / CONFIG_FILE).write_text(config_module.dump_yaml(self.experiment))

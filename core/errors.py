@@ -59,3 +59,13 @@ class PluginError(SimCLRError):
 
 class TrainingError(SimCLRError):
     """A run failed while training (e.g. a non-finite loss): exit 1."""
+
+
+class AnotherRankFailed(SimCLRError):
+    """Raised on the ranks of a distributed run that did not fail themselves, when another rank failed where they
+    cannot go on without it: it carries that rank's message and exit status, so the run stops as one process
+    would (and `--nproc` shows the message once)."""
+
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -23,7 +23,7 @@ from simclr.atomic import write_json
 from simclr.checkpoint import load_checkpoint, remove_partial_writes, save_checkpoint
 from simclr.data import check_split_images
 from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm
-from simclr.errors import PluginError, SimCLRError, TrainingError, UserError
+from simclr.errors import AnotherRankFailed, PluginError, SimCLRError, TrainingError, UserError
 from simclr.metrics import MetricTracker
 from simclr.model import SimCLRModel
 from simclr.plugin_manager import plugin_system
@@ -179,7 +179,9 @@ class Trainer:
         state = load_checkpoint(run_dir, "cpu") if resume else None
         if not resume:
             check_new_run_dir(run_dir, overwrite)
+            # rank 0's view of the lock, shared: every rank refuses together
             holder = training_process(run_dir) if overwrite and self.runtime.is_main and run_dir.is_dir() else None
+            holder = gather_objects(holder)[0]
             if holder is not None:  # refused now; _start takes the lock before it deletes anything
                 raise UserError(f"{run_dir} is being trained by {holder} right now; --overwrite would delete it")
         seed_everything(train.seed)
@@ -389,6 +391,22 @@ class Trainer:
             label = f"callback '{section.name}' (from train.callbacks)"
             system.register_object(callback, name=f"callback:{i}:{section.name}", label=label)
 
+    def _start_together(self) -> None:
+        """:meth:`_start` on every rank, then stop every rank when one failed (rank 0 finding the run locked by
+        another process, say) with that rank's message, instead of leaving the others to fail in their first
+        collective with the connection error as the only message."""
+        failure: BaseException | None = None
+        try:
+            self._start()
+        except BaseException as exc:
+            failure = exc
+        reports = gather_objects(None if failure is None else failure_report(failure, self.runtime.rank))
+        if failure is not None:
+            raise failure
+        for report in reports:
+            if report is not None:
+                raise AnotherRankFailed(*report)
+
     def _finish_hooks(self) -> None:
         system = plugin_system()
         for callback in self.callbacks:
@@ -407,7 +425,7 @@ class Trainer:
             self._leave(together=True)
             return {}
         try:
-            self._start()
+            self._start_together()
         except BaseException:
             self._leave(together=False)
             raise
@@ -591,6 +609,16 @@ class Trainer:
             "images_per_sec": interval.steps * self.experiment.data.batch_size / max(seconds, 1e-9),
         }
         return record, interval.steps
+
+
+def failure_report(failure: BaseException, rank: int) -> tuple[str, int]:
+    """The message and exit status the other ranks stop with when ``failure`` stopped ``rank``: a simclr error's
+    own (the same message on every rank), otherwise one that names the rank and the error."""
+    if isinstance(failure, SimCLRError):
+        return str(failure), failure.exit_code
+    if isinstance(failure, KeyboardInterrupt):
+        return "interrupted", 130
+    return f"rank {rank} failed: {type(failure).__name__}: {failure}", 1
 
 
 def state_dict_mismatch(expected: dict[str, torch.Tensor], found: dict[str, Any]) -> str:

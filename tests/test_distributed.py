@@ -27,6 +27,7 @@ from simclr.datastream import ViewStream
 from simclr.distributed import GlobalBatchNorm, convert_global_batchnorm, gather_shards
 from simclr.errors import UserError
 from simclr.evaluate import knn_monitor
+from simclr.rundir import lock_run_dir
 from simclr.runtime import Runtime
 from simclr.trainer import Trainer
 from simclr.views import normalize
@@ -423,6 +424,27 @@ def test_bad_input_found_by_the_ranks_of_nproc_exits_2_once_with_nothing_written
     assert result.stderr.count("data.batch_size 63 is not divisible by the 2 processes") == 1
     assert "Traceback" not in result.stderr and "ChildFailedError" not in result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_nproc_on_a_run_another_process_trains_exits_2_once_with_nothing_written(tmp_path):
+    """Only rank 0 takes the run's lock: the other ranks stop with its message rather than fail in their first
+    collective (before, rank 1's gloo 'Connection closed by peer' traceback followed the message)."""
+    exp = tmp_path / "quick.yaml"
+    exp.write_text(yaml.safe_dump({**QUICK, "eval": {"after_train": False}}))
+    run = tmp_path / "run"
+    assert run_simclr("train", str(exp), "--out", str(run), "--no-progress", cwd=tmp_path).returncode == 0
+    config_before = (run / "config.yaml").read_text()
+    lock = lock_run_dir(run)  # another training process, as far as the ranks can tell
+    try:
+        for args in (["--resume", str(run), "--set", "train.epochs=2"], [str(exp), "--out", str(run), "--overwrite"]):
+            result = run_simclr("train", *args, "--nproc", "2", "--no-progress", cwd=tmp_path, timeout=300)
+            assert result.returncode == 2, result.stderr[-3000:]
+            assert result.stderr.count(f"{run} is being trained by process {os.getpid()}") == 1, result.stderr
+            assert "Traceback" not in result.stderr and "Connection closed" not in result.stderr
+    finally:
+        lock.close()
+    assert (run / "config.yaml").read_text() == config_before and load_checkpoint(run)["global_step"] == 3
 
 
 @pytest.mark.slow

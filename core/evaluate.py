@@ -134,7 +134,7 @@ def _output_file(
     of ``image_sizes`` = (trained on, evaluated on): another dataset is another name (the same dataset at another
     path is still the run's own, as when a run trained on a GPU machine is evaluated on a laptop), and so are the
     run's own dataset at another image size (another dataset's size is its own) and another representation than
-    the config's ``eval`` one; another dataset at an image size given for it is named with that size too."""
+    the config's ``eval`` one; another dataset at a size other than its default is named with that size too."""
     stored_dataset = stored_config.get("data", {}).get("dataset", {}).get("name")
     default_representation = EvalConfig.model_fields["representation"].default
     stored_representation = stored_config.get("eval", {}).get("representation", default_representation)
@@ -142,14 +142,20 @@ def _output_file(
     own_dataset = used.data.dataset.name == stored_dataset
     if own_dataset:
         other_size = evaluated_size != trained_size
-    else:  # its own default size keeps the plain name; a size given for it is in the name
-        other_size = "image_size" in used.data.dataset.raw_params()
+    else:  # at its own default size (given or not) the plain name; another size given for it is in the name
+        other_size = "image_size" in used.data.dataset.raw_params() and evaluated_size != _default_image_size(used)
     return eval_path(
         target,
         None if own_dataset else used.data.dataset.name,
         evaluated_size if other_size else None,
         None if representation == stored_representation else representation,
     )
+
+
+def _default_image_size(experiment: Experiment) -> int | None:
+    """The image size of the experiment's dataset when its params give none (None where that is not a number)."""
+    field = type(experiment.data.dataset.params).model_fields.get("image_size")
+    return field.default if field is not None and isinstance(field.default, int) else None
 
 
 def trained_normalisation(

@@ -354,6 +354,14 @@ def test_a_dataset_changed_with_set_never_replaces_the_runs_own_eval_json(run_co
     default_size = "data.dataset={name: synthetic, count: 200, num_classes: 3}"
     result = evaluate_run(run_copy, overrides=[default_size], baseline=False, ks=[1], progress=False)
     assert result["file"] == "eval-synthetic.json" and result["image_size"] == 32
+    default_given = "data.dataset={name: synthetic, image_size: 32, count: 200, num_classes: 3}"  # the same one
+    result = evaluate_run(run_copy, overrides=[default_given], baseline=False, ks=[1], progress=False)
+    assert result["file"] == "eval-synthetic.json"
+    assert sorted(p.name for p in run_copy.glob("eval-synthetic*.json")) == [
+        "eval-synthetic-16px.json",
+        "eval-synthetic-24px.json",
+        "eval-synthetic.json",
+    ]
     # the run's own dataset at another image size is a resolution transfer, not the run's own evaluation
     result = evaluate_run(run_copy, overrides=["data.dataset.image_size=12"], baseline=False, ks=[1], progress=False)
     assert result["file"] == "eval-12px.json" and result["image_size"] == 12

@@ -4,9 +4,12 @@ factory and a pydantic params model, contributed by a plugin."""
 from __future__ import annotations
 
 import difflib
+import inspect
+import re
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -246,11 +249,86 @@ class Registrar:
         default: bool = False,
     ) -> None:
         """Register component ``name``: ``factory(validated_params, *context)`` builds it. ``default``: a
-        callback that runs when a config does not list its callbacks."""
+        callback that runs when a config does not list its callbacks. A mistake here rejects the plugin, with a
+        message that says where it was made."""
+        where = _caller()
+        what = f"{self.kind} '{name}'"
+        if not (isinstance(name, str) and COMPONENT_NAME.fullmatch(name)):
+            raise PluginError(
+                f"{self.kind} name {name!r} (at {where}) must be letters, digits, '_', '-' or '.', starting with a "
+                "letter or digit: it is written in experiment files and --set values"
+            )
         if not (isinstance(params, type) and issubclass(params, BaseModel)):
-            raise TypeError(f"params of {self.kind} '{name}' must be a pydantic BaseModel subclass")
+            raise PluginError(f"params of {what} (at {where}) must be a pydantic BaseModel subclass")
         if params.model_config.get("extra") != "forbid":
-            raise TypeError(f"params model of {self.kind} '{name}' must set model_config extra='forbid'")
+            raise PluginError(f"params model of {what} ({_defined_at(params)}) must set model_config extra='forbid'")
+        if "name" in params.model_fields:
+            raise PluginError(
+                f"params model of {what} ({_defined_at(params)}) has a field called 'name', which is the "
+                "component's own key in a config section ({name: ..., <params>}); rename the field"
+            )
+        if default and self.kind != "callback":
+            raise PluginError(f"{what} (at {where}) is registered with default=True, which only a callback takes")
         if any(c.kind == self.kind and c.name == name for c in self._added):
-            raise ValueError(f"{self.kind} '{name}' is registered twice")
-        self._added.append(Component(self.kind, name, factory, params, description.strip(), self.provider, default))
+            raise PluginError(f"{what} is registered twice (the second time at {where})")
+        checked = validating_defaults(params)
+        problems = invalid_defaults(checked)
+        if problems:
+            raise PluginError(
+                f"params model of {what} ({_defined_at(params)}) has invalid defaults: {'; '.join(problems)}; "
+                "a default must pass the field's own checks"
+            )
+        self._added.append(Component(self.kind, name, factory, checked, description.strip(), self.provider, default))
+
+
+#: what a component name may be: it is written in YAML files and in --set values such as `loss={name: x}`
+COMPONENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+
+
+def validating_defaults(params: type[BaseModel]) -> type[BaseModel]:
+    """``params`` with its defaults validated like given values (pydantic takes defaults as they are), so a
+    default ``"~/data"`` of a :data:`simclr.DataPath` field is a Path with ``~`` expanded, as a given one is.
+    A subclass, with the same name, so that the factory's ``isinstance`` checks still hold."""
+    if params.model_config.get("validate_default"):
+        return params
+    namespace = {
+        "model_config": ConfigDict(validate_default=True),
+        "__module__": params.__module__,
+        "__qualname__": params.__qualname__,
+        "__doc__": params.__doc__,
+    }
+    return type(params.__name__, (params,), namespace)
+
+
+def invalid_defaults(params: type[BaseModel]) -> list[str]:
+    """``field (default): message`` for each default of ``params`` that its field's type and constraints reject.
+    A field naming another component (:class:`simclr.ComponentRef`) is checked when it is used: the registry
+    it looks in is being filled."""
+    from pydantic import TypeAdapter
+
+    from simclr import ComponentRef
+
+    problems = []
+    for name, info in params.model_fields.items():
+        if info.is_required() or any(isinstance(item, ComponentRef) for item in info.metadata):
+            continue
+        default = info.get_default(call_default_factory=True)
+        field_type = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+        try:
+            TypeAdapter(field_type).validate_python(default)
+        except ValidationError as exc:
+            problems += [f"{name} ({default!r}): {error['msg']}" for error in exc.errors(include_url=False)]
+    return problems
+
+
+def _caller() -> str:
+    """``file:line`` of the code that called the function calling this one (a plugin's ``registry.add``)."""
+    frame = traceback.extract_stack(limit=3)[0]
+    return f"{frame.filename}:{frame.lineno}"
+
+
+def _defined_at(cls: type) -> str:
+    try:
+        return f"class {cls.__qualname__} at {inspect.getsourcefile(cls)}:{inspect.getsourcelines(cls)[1]}"
+    except (OSError, TypeError):
+        return f"class {cls.__module__}.{cls.__qualname__}"

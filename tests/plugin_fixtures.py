@@ -155,3 +155,59 @@ def simclr_register_losses(registry):
     registry.add("echo", lambda p: torch.nn.Identity(), simclr.NoParams, "first")
     registry.add("echo", lambda p: torch.nn.Identity(), simclr.NoParams, "second")
 """
+
+BAD_REGISTRATIONS = {
+    "negative_default": """
+from pydantic import BaseModel, ConfigDict, Field
+import simclr, torch
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    temperature: float = Field(-0.5, gt=0)
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("negative", torch.nn.Module, Params)
+""",
+    "name_field": """
+from pydantic import BaseModel, ConfigDict
+import simclr, torch
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = "inner"
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("named", torch.nn.Module, Params)
+""",
+    "default_loss": """
+import simclr, torch
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("always_on", torch.nn.Module, default=True)
+""",
+    "spaced_name": """
+import simclr, torch
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("bad name!", torch.nn.Module)
+""",
+}
+
+#: a dataset whose root's default is a path with ~, as a user would write it
+HOME_DEFAULT = """
+from pathlib import Path
+from pydantic import BaseModel, ConfigDict
+import simclr
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    root: simclr.DataPath = "~/scans"
+
+@simclr.hookimpl
+def simclr_register_datasets(registry):
+    registry.add("scans", lambda params: params, Params)
+"""

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 from plugin_fixtures import (
+    BAD_REGISTRATIONS,
     CLASHING_MINERS,
     DUPLICATE_NT_XENT,
     GOOD_LOSS,
+    HOME_DEFAULT,
     LAX_PARAMS,
     RAISES_AT_IMPORT,
     RAISES_IN_HOOK,
@@ -249,6 +253,39 @@ def test_params_model_must_forbid_extra_keys(tmp_path, monkeypatch):
     system = load_plugins(builtin_entry_points() + eps)
     failure = next(f for f in system.registry.failures if f["plugin"] == "lax")
     assert "extra='forbid'" in failure["error"]
+
+
+@pytest.mark.parametrize(
+    ("plugin", "message"),
+    [
+        ("negative_default", r"has invalid defaults: temperature \(-0.5\): Input should be greater than 0"),
+        ("name_field", "has a field called 'name', which is the component's own key"),
+        ("default_loss", "is registered with default=True, which only a callback takes"),
+        ("spaced_name", "loss name 'bad name!' .* must be letters, digits"),
+    ],
+)
+def test_registration_mistakes_reject_the_plugin_saying_where(tmp_path, monkeypatch, plugin, message):
+    eps = make_distribution(tmp_path, "simclr-plugin-bad", {plugin: BAD_REGISTRATIONS[plugin]}, monkeypatch=monkeypatch)
+    system = load_plugins(builtin_entry_points() + eps)
+    [failure] = system.registry.failures
+    assert failure["stage"] == "registration" and re.search(message, failure["error"]), failure["error"]
+    # where: the params class, or the plugin's own registry.add line, never simclr's code
+    source = str(tmp_path / f"simclr_plugin_bad_{plugin}.py")
+    assert re.search(rf"at {re.escape(source)}:\d+", failure["error"]), failure["error"]
+    losses = [system.registry.get("loss", name) for name in system.registry.names("loss")]
+    assert {loss.provider.distribution for loss in losses} == {"simclr"}
+
+
+def test_a_default_is_validated_like_a_given_value(tmp_path, monkeypatch):
+    """pydantic takes defaults as they are: a DataPath default '~/scans' stayed a str with ~ unexpanded."""
+    eps = make_distribution(tmp_path, "simclr-plugin-home", {"home": HOME_DEFAULT}, monkeypatch=monkeypatch)
+    system = load_plugins(builtin_entry_points() + eps)
+    component = system.registry.get("dataset", "scans")
+    assert component.validate({}).root == Path("~/scans").expanduser()
+    assert component.validate({"root": "~/other"}).root == Path("~/other").expanduser()
+    from simclr_plugin_home_home import Params
+
+    assert isinstance(component.validate({}), Params)  # what the factory may check
 
 
 def test_lifecycle_hook_error_is_reported_once_unless_strict(tmp_path, monkeypatch, caplog):

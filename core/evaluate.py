@@ -26,7 +26,7 @@ from simclr.checkpoint import load_checkpoint, refuse_a_folder_of_runs
 from simclr.config import experiment_from_dict
 from simclr.data import ImageDataset, TensorSplit, check_split_images
 from simclr.distributed import gather_shards, world_size
-from simclr.errors import UserError
+from simclr.errors import PluginError, UserError
 from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features
 from simclr.fingerprint import tensors_fingerprint
 from simclr.probes import few_label_probe, knn_probe, linear_probe
@@ -215,7 +215,8 @@ def build_encoder(
     return model if representation == "projection" else model.backbone
 
 
-def _splits(dataset: ImageDataset, name: str) -> tuple[Any, Any]:
+def labelled_splits(dataset: ImageDataset, name: str) -> tuple[Any, Any]:
+    """The dataset's labelled (train, test) splits, checked: there, not empty, images of the dataset's shape."""
     splits = dataset.eval_splits()
     if splits is None:
         raise UserError(
@@ -231,8 +232,29 @@ def _splits(dataset: ImageDataset, name: str) -> tuple[Any, Any]:
     return splits
 
 
-def _check_ks(ks: Sequence[int], labels: torch.Tensor) -> None:
-    counts = torch.bincount(labels - labels.min())
+def check_labels(
+    dataset: ImageDataset, name: str, train: torch.Tensor, test: torch.Tensor, ks: Sequence[int] = ()
+) -> None:
+    """Raise when the labelled splits' labels cannot be probed: a label outside ``range(len(class_names))``
+    (or unknown, -1) is the dataset's mistake; fewer than two classes to train on, or a few-label K above the
+    smallest class, the user's."""
+    for labels, which in ((train, "labelled train"), (test, "labelled test")):
+        known = len(dataset.class_names)
+        outside = (labels < 0) | (labels >= known) if known else labels < 0
+        if bool(outside.any()):
+            expected = f"0..{known - 1}, one per class name" if known else ">= 0 (and it sets no class_names)"
+            raise PluginError(
+                f"dataset '{name}' ({type(dataset).__name__}): {int(outside.sum())} images of its {which} split have "
+                f"labels outside {expected}, e.g. {int(labels[outside][0])}; every labelled image needs its class's "
+                "index in class_names"
+            )
+    classes = torch.unique(train)
+    if len(classes) < 2:
+        raise UserError(
+            f"dataset '{name}': its labelled train split has a single class ({int(classes[0])}); a linear probe needs "
+            "images of at least two classes"
+        )
+    counts = torch.bincount(train)
     fewest = int(counts[counts > 0].min())
     too_many = [k for k in ks if k > fewest]
     if too_many:
@@ -324,9 +346,10 @@ def evaluate_run(
         representation=representation,
     )
     data = experiment.data.dataset.build()
-    train_split, test_split = _splits(data, experiment.data.dataset.name)
-    if isinstance(train_split, TensorSplit):  # checked before any feature is extracted where the labels are at hand
-        _check_ks(cfg.labels_per_class, train_split.labels)
+    name = experiment.data.dataset.name
+    train_split, test_split = labelled_splits(data, name)
+    if isinstance(train_split, TensorSplit) and isinstance(test_split, TensorSplit):  # before any feature, if at hand
+        check_labels(data, name, train_split.labels, test_split.labels, cfg.labels_per_class)
     image_size = state.get("image_size", data.image_size)
     mean, std = trained_normalisation(state, lambda: data)
     labelled_data = data.eval_fingerprint() if cache else None  # the hashes key the cache only
@@ -368,7 +391,7 @@ def evaluate_run(
             build_encoder(experiment, image_size, state["model"], checkpoint, cfg.representation), "pre-trained"
         ),
     )
-    _check_ks(cfg.labels_per_class, pretrained.train_y)
+    check_labels(data, name, pretrained.train_y, pretrained.test_y, cfg.labels_per_class)
     if cfg.knn_k > len(pretrained.train_y):
         log.warning(
             "eval.knn_k %d is more than the %d labelled training images: kNN uses k=%d",

@@ -80,6 +80,18 @@ class PluginSystem:
             log.warning("%s: %s", self.labels[name], problem)
         self.manager.register(obj, name=name)
 
+    def check_hooks(self, obj: Any, label: str) -> None:
+        """Raise :class:`PluginError` when pluggy would refuse ``obj``'s hook implementations (a hook method whose
+        arguments are not the hook's): checked where a callback is built, before a run writes anything, rather
+        than when the run starts. ``label`` names the object and where it comes from."""
+        name = f"check:{id(obj)}"
+        try:
+            self.manager.register(obj, name=name)
+        except pluggy.PluginValidationError as exc:
+            what = "; ".join(line.strip() for line in str(exc).replace(f"Plugin '{name}' for ", "").splitlines())
+            raise PluginError(f"{label}: {what}") from None
+        self.manager.unregister(name=name)
+
 
 LIFECYCLE_HOOKS = sorted(name for name in vars(hookspecs) if name.startswith("simclr_on_"))
 #: every hook a plugin module may implement: the registration hooks and the lifecycle hooks

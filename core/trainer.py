@@ -21,7 +21,7 @@ from torch import nn
 from simclr import config as config_module
 from simclr.atomic import write_json
 from simclr.checkpoint import load_checkpoint, remove_partial_writes, save_checkpoint
-from simclr.data import check_split_images
+from simclr.data import TensorSplit, check_split_images
 from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm
 from simclr.errors import AnotherRankFailed, PluginError, SimCLRError, TrainingError, UserError
 from simclr.metrics import MetricTracker
@@ -130,8 +130,39 @@ def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
 
 def build_model(experiment: Experiment, image_size: int) -> SimCLRModel:
     backbone = experiment.model.backbone.build(image_size)
+    check_backbone_output(backbone, experiment.model.backbone.name, image_size)
     projection = experiment.model.projection
     return SimCLRModel(backbone, projection.hidden_dim, projection.out_dim, projection.layers)
+
+
+def check_backbone_output(backbone: nn.Module, name: str, image_size: int) -> None:
+    """Raise :class:`PluginError` naming backbone ``name`` and its plugin unless it turns two blank images of
+    ``image_size`` into features [2, feature_dim]: a wrong ``feature_dim`` would otherwise fail in the projection
+    head, and an image size the backbone cannot take in its first step, both after the run directory is written.
+    Runs in eval mode without gradients, so no BatchNorm statistics or RNG state change."""
+    modes = {module: module.training for module in backbone.modules()}
+    shape = f"2 images of [3, {image_size}, {image_size}]"
+    backbone.eval()
+    try:
+        with torch.no_grad():
+            features = backbone(torch.zeros(2, 3, image_size, image_size))
+    except Exception as exc:
+        problem = f"failed on {shape}: {type(exc).__name__}: {exc} (is {image_size} px an image size it takes?)"
+    else:
+        expected = [2, backbone.feature_dim]
+        found = f"shape {list(features.shape)}" if isinstance(features, torch.Tensor) else type(features).__name__
+        problem = None
+        if not (isinstance(features, torch.Tensor) and list(features.shape) == expected):
+            problem = (
+                f"declares feature_dim {backbone.feature_dim}, but on {shape} returns {found}; a backbone returns "
+                f"features [B, feature_dim], here {expected}"
+            )
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    if problem:
+        provider = plugin_system().registry.get("backbone", name).provider
+        raise PluginError(f"backbone '{name}' from {provider} {problem}")
 
 
 @contextmanager
@@ -187,12 +218,8 @@ class Trainer:
         seed_everything(train.seed)
         self.dataset = experiment.data.dataset.build()
         check_split_images(self.dataset, self.dataset.pretrain_split(), "pre-training", experiment.data.dataset.name)
-        if experiment.eval.after_train and self.dataset.eval_splits() is None:
-            raise UserError(
-                f"eval.after_train is true but dataset '{experiment.data.dataset.name}' has no labelled train/test "
-                "splits to evaluate on; set eval.after_train: false (and evaluate later with `simclr eval RUN_DIR "
-                "--dataset NAME`), or give the dataset labelled splits"
-            )
+        if experiment.eval.after_train:
+            self._check_evaluable(experiment)
         model = build_model(experiment, self.dataset.image_size)
         if self.runtime.distributed and experiment.model.sync_batchnorm:
             model = global_batchnorm(model, self.runtime.device)
@@ -202,6 +229,14 @@ class Trainer:
         self.model = model
         self.loss_fn = experiment.loss.build().to(self.runtime.device)
         self._try_loss(experiment)
+        untrained = [name for name, param in self.loss_fn.named_parameters() if param.requires_grad]
+        if untrained and self.runtime.is_main:
+            log.warning(
+                "loss '%s' has trainable parameters (%s), which nothing trains: the optimizer is given the model's "
+                "parameters only; make them buffers, or set requires_grad=False where they are constants",
+                experiment.loss.name,
+                ", ".join(untrained),
+            )
         self.optimizer = experiment.optimizer.build(model)
         self.stream = ViewStream(self.dataset, experiment.data, self.runtime, train.seed)
         self.steps_per_epoch = self.stream.steps_per_epoch
@@ -213,6 +248,9 @@ class Trainer:
         self.schedule = LRSchedule(self.optimizer, total, warmup, experiment.schedule.decay, scale)
         self.scaler = self.runtime.grad_scaler()
         self.callbacks = [section.build() for section in train.callbacks] if self.runtime.is_main else []
+        for section, callback in zip(train.callbacks, self.callbacks, strict=False):
+            provider = plugin_system().registry.get("callback", section.name).provider
+            plugin_system().check_hooks(callback, f"callback '{section.name}' from {provider}")
         self.forward = self._wrap(model)
         self.monitor_every = train.knn_monitor_every
         if self.monitor_every is None:
@@ -241,6 +279,22 @@ class Trainer:
                     f"a resume can only train longer: pass --set train.epochs=N with N >= {at_least}"
                 )
 
+    def _check_evaluable(self, experiment: Experiment) -> None:
+        """eval.after_train: the labelled splits are checked now, before anything is written, rather than found
+        unusable after training (their labels too where they are in memory)."""
+        from simclr.evaluate import check_labels, labelled_splits
+
+        name = experiment.data.dataset.name
+        if self.dataset.eval_splits() is None:
+            raise UserError(
+                f"eval.after_train is true but dataset '{name}' has no labelled train/test splits to evaluate on; "
+                "set eval.after_train: false (and evaluate later with `simclr eval RUN_DIR --dataset NAME`), or "
+                "give the dataset labelled splits"
+            )
+        train, test = labelled_splits(self.dataset, name)
+        if isinstance(train, TensorSplit) and isinstance(test, TensorSplit):
+            check_labels(self.dataset, name, train.labels, test.labels, experiment.eval.labels_per_class)
+
     def _try_loss(self, experiment: Experiment) -> None:
         """Call the loss once on random projections of the global batch's shape, before anything is written: a
         plugin's broken contract, or params that do not fit the batch (more sampled negatives than it has), is
@@ -248,9 +302,23 @@ class Trainer:
         projection = experiment.model.projection
         width = projection.out_dim if projection.layers else self.model.feature_dim
         device = self.runtime.device
+        name = experiment.loss.name
+        trial = f"random projections [{experiment.data.batch_size}, {width}] of each view"
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             z1, z2 = torch.randn(2, experiment.data.batch_size, width, device=device, requires_grad=True)
-            check_loss_output(self.loss_fn(z1, z2), self.loss_fn, experiment.loss.name)
+            try:
+                loss = self.loss_fn(z1, z2)
+            except SimCLRError:
+                raise
+            except Exception as exc:
+                problem = f"failed on {trial}: {type(exc).__name__}: {exc}"
+            else:
+                check_loss_output(loss, self.loss_fn, name)
+                finite = bool(torch.isfinite(loss.detach()))
+                problem = None if finite else f"is {loss.item()} on {trial}; a loss must be finite on any projections"
+        if problem:
+            provider = plugin_system().registry.get("loss", name).provider
+            raise PluginError(f"loss '{name}' from {provider} {problem}")
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         if self.runtime.distributed:

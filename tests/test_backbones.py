@@ -117,3 +117,20 @@ def test_invalid_params_are_config_errors():
         simclr.create("backbone", "small_resnet", 32, widht=8)
     with pytest.raises(simclr.ConfigError, match="width"):
         simclr.create("backbone", "small_resnet", 32, width=0)
+
+
+def test_the_backbone_check_changes_no_state_and_keeps_each_modules_mode():
+    """build_model's trial forward (of blank images, to check feature_dim) must leave the network as built: the
+    same weights and BatchNorm statistics, and a module a plugin froze in eval mode still frozen."""
+    from simclr.trainer import check_backbone_output
+
+    backbone = simclr.create("backbone", "small_resnet", 16, width=4)
+    frozen = next(m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    frozen.eval()
+    before = {key: value.clone() for key, value in backbone.state_dict().items()}
+    modes = [m.training for m in backbone.modules()]
+    rng = torch.get_rng_state()
+    check_backbone_output(backbone, "small_resnet", 16)
+    assert all(torch.equal(before[key], value) for key, value in backbone.state_dict().items())
+    assert [m.training for m in backbone.modules()] == modes and not frozen.training and backbone.training
+    assert torch.equal(torch.get_rng_state(), rng)

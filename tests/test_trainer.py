@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -870,3 +871,30 @@ def test_without_a_lock_a_run_still_trains_resumes_and_is_overwritten(tmp_path, 
     assert load_checkpoint(run)["epoch"] == 1
     refused = "its file system refuses locks ([Errno 37] No locks available)" in caplog.text
     assert refused == (not system.startswith("no flock"))
+
+
+def test_a_loss_with_trainable_parameters_is_warned_about(tmp_path, monkeypatch, caplog):
+    """The optimizer is given the model's parameters: a loss's own (a learnable temperature) would silently stay
+    as initialised."""
+    losses = plugin_system().registry.components["loss"]
+    nt_xent = losses["nt_xent"]
+
+    class LearnableTemperature(torch.nn.Module):
+        def __init__(self, params):
+            super().__init__()
+            self.inner = nt_xent.factory(params)
+            self.log_t = torch.nn.Parameter(torch.zeros(()))
+            self.register_buffer("scale", torch.ones(()))  # a buffer is no trainable parameter
+
+        def forward(self, z1, z2):
+            return self.inner(z1, z2) * self.log_t.exp() * self.scale
+
+    monkeypatch.setitem(losses, "nt_xent", dataclasses.replace(nt_xent, factory=LearnableTemperature))
+    with caplog.at_level("WARNING", logger="simclr"):
+        Trainer(tiny(), tmp_path / "run", show_progress=False)
+    assert "loss 'nt_xent' has trainable parameters (log_t), which nothing trains" in caplog.text
+    caplog.clear()
+    monkeypatch.setitem(losses, "nt_xent", nt_xent)
+    with caplog.at_level("WARNING", logger="simclr"):
+        Trainer(tiny(), tmp_path / "run", show_progress=False)
+    assert "trainable parameters" not in caplog.text

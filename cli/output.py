@@ -8,12 +8,14 @@ import sys
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 #: piped output (a log file, CI) is not cut to rich's default of 80 columns unless COLUMNS says so
 _PIPED_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 
-out = Console(soft_wrap=True, width=_PIPED_WIDTH)
-err = Console(stderr=True, soft_wrap=True, width=_PIPED_WIDTH)
+#: no markup: printed text (paths, config values, plugin errors) is shown as it is, "[italy]" and "[/a]" included
+out = Console(soft_wrap=True, width=_PIPED_WIDTH, markup=False)
+err = Console(stderr=True, soft_wrap=True, width=_PIPED_WIDTH, markup=False)
 
 
 def print_json(data: Any) -> None:
@@ -23,4 +25,4 @@ def print_json(data: Any) -> None:
 
 
 def error(message: str) -> None:
-    err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False)

@@ -35,7 +35,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     for line in cells:
         view.add_row(*line)
     natural = Measurement.get(out, out.options.update(max_width=10_000), view).maximum
-    wide = Console(file=out.file, width=max(out.width, natural), soft_wrap=True)  # wrapping cells helps no one
+    # wrapping cells helps no one
+    wide = Console(file=out.file, width=max(out.width, natural), soft_wrap=True, markup=False)
     wide.print(view)
     for row in rows:
         if row["error"]:

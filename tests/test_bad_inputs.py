@@ -320,6 +320,11 @@ CASES = [
         ],
         ["pic.png", "not a folder"],
     ),
+    Case(  # rich markup in a path: [/2019] used to be a MarkupError traceback, [italy] to vanish
+        "image-folder-path-with-brackets",
+        lambda c: ["train", c.dataset({"name": "image_folder", "train": "photos [/2019] [italy]"})],
+        ["photos [/2019] [italy]"],
+    ),
     Case(
         "image-folder-missing",
         lambda c: ["train", c.dataset({"name": "image_folder", "train": "nowhere"})],
@@ -482,3 +487,9 @@ def test_code_carrying_checkpoint_would_run_code_without_weights_only(tmp_path, 
     torch.save(malicious(Ctx(tmp_path, tmp_path)), tmp_path / "ckpt.pt")
     torch.load(tmp_path / "ckpt.pt", weights_only=False)
     assert (tmp_path / MALICIOUS_MARKER).exists()
+
+
+def test_printed_paths_keep_their_brackets(tmp_path):
+    (tmp_path / "exp [v1].yaml").write_text(yaml.safe_dump(TINY))
+    result = run_simclr("config", "validate", "exp [v1].yaml", cwd=tmp_path)
+    assert result.returncode == 0 and "exp [v1].yaml: valid" in result.stderr, result.stderr

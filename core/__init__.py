@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import AfterValidator, ValidationError
+from pydantic import AfterValidator, BeforeValidator, ValidationError
 from pydantic_core import PydanticCustomError
 
 from simclr.errors import (
@@ -117,9 +117,18 @@ def disabled_plugins() -> list[str]:
     return list(plugin_system().registry.disabled)
 
 
+def _not_empty(value: Any) -> Any:
+    """An empty path would be the folder simclr runs in (``Path("")`` is ``.``): with ``--set key=`` that read
+    every image below it, a run's own plots included."""
+    if isinstance(value, str) and not value.strip():
+        raise ValueError("an empty path; give a folder ('.' for the one simclr runs in)")
+    return value
+
+
 #: the type of a params field holding a path (a dataset's folder): ``~`` is expanded, as a YAML file or
-#: ``--set key=~/data`` passes it on unexpanded; a relative path stays relative to the folder simclr runs in
-DataPath = Annotated[Path, AfterValidator(Path.expanduser)]
+#: ``--set key=~/data`` passes it on unexpanded; a relative path stays relative to the folder simclr runs in;
+#: an empty one is an error
+DataPath = Annotated[Path, BeforeValidator(_not_empty), AfterValidator(Path.expanduser)]
 
 
 class ComponentRef:

@@ -325,6 +325,11 @@ CASES = [
         lambda c: ["train", c.dataset({"name": "image_folder", "train": "photos [/2019] [italy]"})],
         ["photos [/2019] [italy]"],
     ),
+    Case(  # Path("") is the current folder: it trained on every image below it
+        "image-folder-empty-path",
+        lambda c: ["train", c.dataset({"name": "image_folder", "train": ""})],
+        ["data.dataset.train", "an empty path"],
+    ),
     Case(
         "image-folder-missing",
         lambda c: ["train", c.dataset({"name": "image_folder", "train": "nowhere"})],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
@@ -249,8 +250,11 @@ def test_image_folder_without_images_names_the_folder(tmp_path):
     (empty / "sub" / "readme.txt").write_text("no images here")
     with pytest.raises(simclr.UserError, match=f"no readable images in {empty}"):
         simclr.create("dataset", "image_folder", train=str(empty)).pretrain_split()
-    with pytest.raises(simclr.UserError, match=r"data.dataset.train is .*missing, which is not a folder"):
+    with pytest.raises(simclr.UserError, match=r"data.dataset.train is .*missing, which is not there"):
         simclr.create("dataset", "image_folder", train=str(tmp_path / "missing")).pretrain_split()
+    (tmp_path / "a.png").write_bytes(b"")
+    with pytest.raises(simclr.UserError, match=r"a.png, which is a file, not a folder .*--set data.dataset.train=PATH"):
+        simclr.create("dataset", "image_folder", train=str(tmp_path / "a.png")).pretrain_split()
 
 
 def test_image_folder_reads_its_pretraining_folder_only_when_it_is_used(tmp_path):
@@ -261,8 +265,37 @@ def test_image_folder_reads_its_pretraining_folder_only_when_it_is_used(tmp_path
     folders = {split: str(tmp_path / split) for split in ("eval_train", "eval_test")}
     dataset = simclr.create("dataset", "image_folder", train=str(tmp_path / "elsewhere"), image_size=8, **folders)
     assert [len(split) for split in dataset.eval_splits()] == [2, 2]
-    with pytest.raises(simclr.UserError, match="data.dataset.train is .*elsewhere, which is not a folder"):
+    with pytest.raises(simclr.UserError, match="data.dataset.train is .*elsewhere, which is not there"):
         dataset.pretrain_split()
+    # nor does it need to be given at all (as with --dataset image_folder, which starts from the defaults)
+    dataset = simclr.create("dataset", "image_folder", image_size=8, **folders)
+    assert [len(split) for split in dataset.eval_splits()] == [2, 2]
+    with pytest.raises(simclr.UserError, match="data.dataset.train is not given; pre-training needs a folder"):
+        dataset.pretrain_split()
+    with pytest.raises(simclr.ConfigError, match="give train .*, or eval_train and eval_test"):
+        simclr.create("dataset", "image_folder")
+
+
+def test_image_folder_labelled_folders_without_class_folders_say_so(tmp_path):
+    for split in ("eval_train", "eval_test"):
+        save(tmp_path / split / "0.png", Image.new("RGB", (8, 8)))  # images straight in the folder
+    folders = {split: str(tmp_path / split) for split in ("eval_train", "eval_test")}
+    with pytest.raises(simclr.UserError, match=r"data.dataset.eval_train \(.*\) has no class folders; .*<class name>"):
+        simclr.create("dataset", "image_folder", image_size=8, **folders)
+
+
+def test_image_folder_matches_class_folders_written_in_either_unicode_form(tmp_path):
+    """macOS names a folder "café" with a decomposed é (NFD); a copy made elsewhere may have the composed one."""
+    composed, decomposed = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    for split, cafe in (("eval_train", composed), ("eval_test", decomposed)):
+        for label in (cafe, "tea"):
+            save(tmp_path / split / label / "0.png", Image.new("RGB", (8, 8), (200 if label == "tea" else 0, 0, 0)))
+    folders = {split: str(tmp_path / split) for split in ("eval_train", "eval_test")}
+    dataset = simclr.create("dataset", "image_folder", image_size=8, **folders)
+    train, test = dataset.eval_splits()
+    assert dataset.class_names == [composed, "tea"]
+    assert train.labels.tolist() == test.labels.tolist() == [0, 1]
+    assert torch.equal(train.images, test.images)
 
 
 # --- CIFAR-10 and STL-10 on tiny files in their real formats ------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
@@ -24,9 +25,11 @@ log = logging.getLogger("simclr")
 
 def _check_folder(folder: Path, field: str) -> None:
     if not folder.is_dir():
+        what = "a file, not a folder" if folder.exists() else "not there: no such folder"
         raise simclr.UserError(
-            f"image_folder: data.dataset.{field} is {folder}, which is not a folder ({folder.resolve()}); "
-            "fix the path (a relative one is relative to the folder simclr runs in)"
+            f"image_folder: data.dataset.{field} is {folder}, which is {what} ({folder.resolve()}); fix the path "
+            f"(a relative one is relative to the folder simclr runs in; for a run's stored config, give it with "
+            f"--set data.dataset.{field}=PATH)"
         )
 
 
@@ -110,18 +113,28 @@ def _labelled(
 ) -> tuple[list[Path], list[int], list[str], list[Path]]:
     """Files of a class-per-subfolder folder with their labels; the class names; files outside any class."""
     _check_folder(folder, field)
-    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    # by the names' NFC form: macOS writes "café" decomposed (NFD), most other systems composed
+    on_disk = {
+        unicodedata.normalize("NFC", p.name): p.name
+        for p in folder.iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+    }
+    if not on_disk:
+        raise simclr.UserError(
+            f"image_folder: data.dataset.{field} ({folder.resolve()}) has no class folders; labelled images go "
+            f"in {field}/<class name>/<images>"
+        )
     if class_names is None:
-        class_names = classes
-    unknown = sorted(set(classes) - set(class_names))
+        class_names = sorted(on_disk)
+    unknown = sorted(set(on_disk) - set(class_names))
     if unknown:
         raise simclr.UserError(
             f"image_folder: {folder.resolve()} has class folders {unknown} that eval_train does not have"
         )
     paths, labels = [], []
     for label, name in enumerate(class_names):
-        if (folder / name).is_dir():
-            found = _files(folder / name, field)
+        if name in on_disk:
+            found = _files(folder / on_disk[name], field)
             paths += found
             labels += [label] * len(found)
     loose = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
@@ -173,6 +186,11 @@ class ImageFolderDataset(LazyStatsImageDataset):
 
     @cached_property
     def pretrain(self) -> TensorSplit:
+        if self.params.train is None:
+            raise simclr.UserError(
+                "image_folder: data.dataset.train is not given; pre-training needs a folder of images "
+                "(--set data.dataset.train=PATH)"
+            )
         reader = _Reader(self.params.image_size)
         paths = _files(self.params.train, "train")
         split = reader.read(paths, [-1] * len(paths), self.params.train)

@@ -25,7 +25,9 @@ class STL10Params(BaseModel):
 
 class ImageFolderParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    train: DataPath = Field(description="folder of images to pre-train on (searched recursively)")
+    train: DataPath | None = Field(
+        None, description="folder of images to pre-train on (searched recursively); an evaluation needs none"
+    )
     eval_train: DataPath | None = Field(None, description="labelled probe images: <folder>/<class>/...")
     eval_test: DataPath | None = Field(None, description="labelled test images, classes as in eval_train")
     image_size: int = Field(96, ge=8, description="images are resized and centre-cropped to this")
@@ -34,6 +36,8 @@ class ImageFolderParams(BaseModel):
     def _both_or_neither(self) -> ImageFolderParams:
         if (self.eval_train is None) != (self.eval_test is None):
             raise ValueError("give both eval_train and eval_test, or neither")
+        if self.train is None and self.eval_train is None:
+            raise ValueError("give train (the images to pre-train on), or eval_train and eval_test, or all three")
         return self
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
@@ -44,7 +44,15 @@ def _materialize(split: torch.utils.data.Dataset, batch_size: int, num_workers: 
 class ViewStream:
     """Yields ``(view1, view2)`` float batches of this rank's share of the global batch."""
 
-    def __init__(self, dataset: ImageDataset, cfg: DataConfig, runtime: Runtime, seed: int):
+    def __init__(
+        self,
+        dataset: ImageDataset,
+        cfg: DataConfig,
+        runtime: Runtime,
+        seed: int,
+        normalisation: tuple[Sequence[float], Sequence[float]] | None = None,
+    ):
+        """``normalisation``: the (mean, std) the views are normalised with (default: the dataset's)."""
         self.runtime = runtime
         self.seed = seed
         self.split = dataset.pretrain_split()
@@ -62,7 +70,7 @@ class ViewStream:
         self.global_batch = cfg.batch_size
         self.batch = cfg.batch_size // runtime.world_size
         self.num_workers = cfg.num_workers
-        self.settings = resolve_views(cfg.augment, dataset)
+        self.settings = resolve_views(cfg.augment, dataset, normalisation)
         self.generator = torch.Generator(device=runtime.device)
         self.generator.manual_seed(seed * 1_000_003 + runtime.rank)
         self.path = self._choose_path(dataset, cfg)

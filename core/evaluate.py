@@ -444,9 +444,11 @@ def knn_monitor(
     k: int = 200,
     temperature: float = 0.1,
     batch_size: int = 256,
+    normalisation: tuple[Sequence[float], Sequence[float]] | None = None,
 ) -> float:
     """kNN top-1 (percent) of ``model.backbone``'s features of the labelled splits, for the online monitor during
     training: features stay on ``device``, no progress bar, and the model's train/eval mode is restored.
+    ``normalisation``: the (mean, std) training uses (default: the dataset's).
 
     Under torchrun it is a collective: each rank extracts a round-robin shard of each split and the shards are
     gathered, so the extraction takes 1/W of the time and no rank idles at the next collective while another
@@ -454,6 +456,7 @@ def knn_monitor(
     splits = dataset.eval_splits()
     if splits is None:
         raise UserError("the kNN monitor needs a dataset with labelled splits; set train.knn_monitor_every: 0")
+    mean, std = normalisation or (dataset.mean, dataset.std)
     ranks = world_size()
     rank = torch.distributed.get_rank() if ranks > 1 else 0
     extracted = []
@@ -461,7 +464,7 @@ def knn_monitor(
         sharded = ranks > 1 and len(split) >= ranks
         shard = Subset(split, range(rank, len(split), ranks)) if sharded else split
         features, labels = extract_features(
-            model.backbone, shard, dataset.mean, dataset.std, device, batch_size, progress=False, keep_on_device=True
+            model.backbone, shard, mean, std, device, batch_size, progress=False, keep_on_device=True
         )
         if sharded:
             features, labels = gather_shards(features, len(split)), gather_shards(labels, len(split))

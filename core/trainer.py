@@ -238,7 +238,9 @@ class Trainer:
                 ", ".join(untrained),
             )
         self.optimizer = experiment.optimizer.build(model)
-        self.stream = ViewStream(self.dataset, experiment.data, self.runtime, train.seed)
+        #: the input normalisation: a resumed run keeps its checkpoint's, whatever the pre-training folder holds now
+        self.normalisation = self._normalisation(state)
+        self.stream = ViewStream(self.dataset, experiment.data, self.runtime, train.seed, self.normalisation)
         self.steps_per_epoch = self.stream.steps_per_epoch
         if train.max_steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, train.max_steps_per_epoch)
@@ -278,6 +280,26 @@ class Trainer:
                     f"{run_dir} has trained {self.epoch} epochs{started}, more than train.epochs={train.epochs}; "
                     f"a resume can only train longer: pass --set train.epochs=N with N >= {at_least}"
                 )
+
+    def _normalisation(self, state: dict[str, Any] | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The dataset's mean and std for a new run; for a resume, the checkpoint's (the statistics of an image
+        folder change with its files, and the network was trained on inputs normalised the old way), with a
+        warning when the pre-training set's size changed since."""
+        if state is None:
+            return tuple(self.dataset.mean), tuple(self.dataset.std)
+        from simclr.evaluate import trained_normalisation
+
+        images, saved = len(self.dataset.pretrain_split()), state.get("pretrain_images")
+        if saved is not None and saved != images and self.runtime.is_main:
+            log.warning(
+                "the pre-training set has %d images now and had %d when %s was written: the run goes on with the "
+                "images there now, normalised as before (a resume in the middle of an epoch may repeat or skip some "
+                "of that epoch's images)",
+                images,
+                saved,
+                last_checkpoint(self.run_dir),
+            )
+        return trained_normalisation(state, lambda: self.dataset)
 
     def _check_evaluable(self, experiment: Experiment) -> None:
         """eval.after_train: the labelled splits are checked now, before anything is written, rather than found
@@ -334,6 +356,7 @@ class Trainer:
     def _state(self, streams: list[dict]) -> dict[str, Any]:
         """Everything a resume needs; ``streams`` holds every rank's view-stream state, in rank order."""
         rng: dict[str, Any] = {"torch": torch.get_rng_state(), "streams": streams}
+        mean, std = self.normalisation
         if self.runtime.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.runtime.device)
         return {
@@ -349,7 +372,8 @@ class Trainer:
             "feature_dim": self.model.feature_dim,
             "image_size": self.dataset.image_size,
             # plain floats: a plugin's numpy or tensor values would make the file unreadable with weights_only
-            "normalisation": {key: [float(v) for v in getattr(self.dataset, key)] for key in ("mean", "std")},
+            "normalisation": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+            "pretrain_images": self.stream.size,
             "last_finite_loss": self.last_finite_loss,
             "epoch_progress": self.epoch_progress,
             "trained": self.trained,
@@ -636,7 +660,13 @@ class Trainer:
         cfg = self.experiment.eval
         with torch.random.fork_rng(devices=[]):
             return knn_monitor(
-                self.model, self.dataset, self.runtime.device, cfg.knn_k, cfg.knn_temperature, cfg.batch_size
+                self.model,
+                self.dataset,
+                self.runtime.device,
+                cfg.knn_k,
+                cfg.knn_temperature,
+                cfg.batch_size,
+                normalisation=self.normalisation,
             )
 
     def _step(self, view1: torch.Tensor, view2: torch.Tensor) -> torch.Tensor:

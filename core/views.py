@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -68,9 +69,12 @@ def blur_kernel_size(image_size: int, fraction: float) -> int:
     return max(3, int(fraction * image_size) // 2 * 2 + 1)
 
 
-def resolve_views(cfg: AugmentConfig, dataset: ImageDataset) -> ViewSettings:
+def resolve_views(
+    cfg: AugmentConfig, dataset: ImageDataset, normalisation: tuple[Sequence[float], Sequence[float]] | None = None
+) -> ViewSettings:
     """Fill the fields ``cfg`` leaves unset (None) from ``dataset.augment_defaults()``, then from the paper
-    (crop scale (0.08, 1), jitter strength 1.0, blur on for images larger than 32 px)."""
+    (crop scale (0.08, 1), jitter strength 1.0, blur on for images larger than 32 px). ``normalisation``: the
+    (mean, std) the views are normalised with (default: the dataset's)."""
     defaults = dataset.augment_defaults()
     where = f"{type(dataset).__name__}.augment_defaults() returned {defaults!r}"
     optional = sorted(name for name, field in AugmentConfig.model_fields.items() if field.default is None)
@@ -88,10 +92,11 @@ def resolve_views(cfg: AugmentConfig, dataset: ImageDataset) -> ViewSettings:
         return paper
 
     size = dataset.image_size
+    mean, std = normalisation or (dataset.mean, dataset.std)
     return ViewSettings(
         image_size=size,
-        mean=tuple(dataset.mean),
-        std=tuple(dataset.std),
+        mean=tuple(mean),
+        std=tuple(std),
         crop_scale=tuple(pick("crop_scale", PAPER_CROP_SCALE)),
         crop_ratio=tuple(cfg.crop_ratio),
         flip_p=cfg.flip_p,

@@ -898,3 +898,29 @@ def test_a_loss_with_trainable_parameters_is_warned_about(tmp_path, monkeypatch,
     with caplog.at_level("WARNING", logger="simclr"):
         Trainer(tiny(), tmp_path / "run", show_progress=False)
     assert "trainable parameters" not in caplog.text
+
+
+def test_a_resume_keeps_the_runs_normalisation_when_its_image_folder_changed(tmp_path, caplog):
+    """The network was trained on inputs normalised with the folder's statistics of then: a resume after images
+    were added must not renormalise with today's (it did, and the checkpoint then claimed the new ones)."""
+    from PIL import Image
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(40):
+        Image.new("RGB", (20, 20), (6 * i, 0, 0)).save(images / f"{i}.png")
+    dataset = f"data.dataset={{name: image_folder, train: {images}, image_size: 16}}"
+    run = tmp_path / "run"
+    Trainer(tiny([dataset, "train.epochs=1", "train.max_steps_per_epoch=1"]), run, show_progress=False).fit()
+    saved = load_checkpoint(run)["normalisation"]
+    for i in range(24):
+        Image.new("RGB", (20, 20), (255, 255, 255)).save(images / f"white-{i}.png")
+    now = simclr.create("dataset", "image_folder", train=str(images), image_size=16)
+    assert now.mean[1] > saved["mean"][1] + 0.1  # the folder's statistics did change
+    resumed = tiny([dataset, "train.epochs=2", "train.max_steps_per_epoch=1"])
+    with caplog.at_level("WARNING", logger="simclr"):
+        trainer = Trainer(resumed, run, resume=True, show_progress=False)
+    assert "the pre-training set has 64 images now and had 40 when" in caplog.text
+    assert list(trainer.stream.settings.mean) == saved["mean"] and list(trainer.stream.settings.std) == saved["std"]
+    trainer.fit()
+    assert load_checkpoint(run)["normalisation"] == saved and load_checkpoint(run)["pretrain_images"] == 64

@@ -35,7 +35,17 @@ class Pretrained:
         return next(self.model.parameters()).device
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images [B, 3, H, W] (or floats already scaled to [0, 1]) as the network's input, on its device."""
+        """uint8 images [B, 3, H, W] (or floats already scaled to [0, 1]) as the network's input, on its device.
+        Other integer types, and floats above 1 (0-255 values as floats), are refused: they would silently give
+        other features."""
+        if images.dtype != torch.uint8:
+            if not images.is_floating_point():
+                raise ValueError(f"images of dtype {images.dtype}; give uint8 (0-255) or floats scaled to [0, 1]")
+            if images.numel() and float(images.max()) > 1.0:
+                raise ValueError(
+                    f"float images with values up to {float(images.max()):g}; give floats scaled to [0, 1] "
+                    "(divide by 255), or the uint8 images"
+                )
         images = images.to(self.device)
         if images.dtype != torch.uint8:
             images = images.mul(255)  # normalize() scales by 1/255

@@ -44,6 +44,11 @@ def test_features_are_those_of_the_trained_network(trained):
         pretrained.features(bigger)
     with torch.no_grad():  # another size on purpose, as the message says
         assert pretrained.model.backbone(pretrained.normalise(bigger)).shape == h.shape
+    # other encodings of the same images would give other features without a word: refused
+    with pytest.raises(ValueError, match=r"float images with values up to \d+; give floats scaled to"):
+        pretrained.features(images.float())
+    with pytest.raises(ValueError, match="images of dtype torch.int64; give uint8"):
+        pretrained.features(images.long())
 
 
 def test_a_checkpoint_file_and_an_old_checkpoint_without_normalisation(trained, tmp_path):

@@ -402,6 +402,7 @@ def evaluate_run(
     seed = experiment.train.seed
     result: dict[str, Any] = {
         "dataset": experiment.data.dataset.name,
+        "dataset_params": experiment.data.dataset.params.model_dump(mode="json"),
         "checkpoint": str(checkpoint),
         "epoch": state.get("epoch"),
         "trained_on": state.get("device"),

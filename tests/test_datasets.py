@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import shutil
 import unicodedata
 from collections import Counter
 from pathlib import Path
@@ -477,3 +478,18 @@ def test_training_checks_the_pretraining_images_against_the_image_size(tmp_path,
     with pytest.raises(simclr.PluginError, match=r"dataset 'synthetic' .*uint8 \[3, 15, 16\], but with image_size 16"):
         Trainer(experiment, tmp_path / "run", show_progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_image_folder_warns_when_test_images_are_training_images(tmp_path, caplog):
+    for label, colour in (("cat", (200, 0, 0)), ("dog", (0, 200, 0))):
+        for i in range(2):
+            save(tmp_path / "labelled" / label / f"{i}.png", Image.new("RGB", (8, 8), colour))
+    same = str(tmp_path / "labelled")
+    with caplog.at_level("WARNING", logger="simclr"):
+        simclr.create("dataset", "image_folder", image_size=8, eval_train=same, eval_test=same)
+    assert "4 of the 4 eval_test images are eval_train images too" in caplog.text
+    caplog.clear()
+    shutil.copytree(tmp_path / "labelled", tmp_path / "test")
+    with caplog.at_level("WARNING", logger="simclr"):
+        simclr.create("dataset", "image_folder", image_size=8, eval_train=same, eval_test=str(tmp_path / "test"))
+    assert "eval_train images too" not in caplog.text  # copies are other files: not what the check can tell

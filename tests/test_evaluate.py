@@ -313,6 +313,7 @@ def test_other_dataset_and_overrides(run_copy):
     overrides = ["data.dataset.image_size=16", "data.dataset.count=200", "data.dataset.num_classes=3"]
     result = evaluate_run(run_copy, dataset="synthetic", overrides=overrides, baseline=False, progress=False)
     assert result["dataset"] == "synthetic" and result["num_train"] == 150 and result["num_test"] == 50
+    assert result["dataset_params"] == {"image_size": 16, "count": 200, "num_classes": 3, "seed": 0}
     assert "top5" not in result["linear"]
     # a transfer evaluation is kept apart from the run's own eval.json (the one `simclr report` reads), and
     # named with the image size given for it

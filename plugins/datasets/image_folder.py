@@ -162,6 +162,20 @@ def _check_classes(
         )
 
 
+def _warn_of_shared_images(train: list[Path], test: list[Path]) -> None:
+    """Test images that are also training images (the same folder given twice, say) make the probes look better
+    than they are: warned about, as a deliberate check of the probe's fit is still possible."""
+    shared = {os.path.realpath(path) for path in train} & {os.path.realpath(path) for path in test}
+    if shared:
+        log.warning(
+            "image_folder: %d of the %d eval_test images are eval_train images too (e.g. %s): the probes are tested "
+            "on images they were trained on, so their accuracies overstate",
+            len(shared),
+            len(test),
+            sorted(shared)[0],
+        )
+
+
 class ImageFolderDataset(LazyStatsImageDataset):
     """Pre-trains on every readable image below ``train``; evaluates on ``eval_train`` / ``eval_test`` when
     given. mean and std come from the pre-training images. The labelled folders are read when the dataset is
@@ -175,11 +189,12 @@ class ImageFolderDataset(LazyStatsImageDataset):
         self.eval: tuple[TensorSplit, TensorSplit] | None = None
         if params.eval_train is not None and params.eval_test is not None:
             reader = _Reader(params.image_size)
-            paths, labels, self.class_names, loose = _labelled(params.eval_train, "eval_train", None)
+            eval_paths, labels, self.class_names, loose = _labelled(params.eval_train, "eval_train", None)
             reader.skipped += loose
-            eval_train = reader.read(paths, labels, params.eval_train)
+            eval_train = reader.read(eval_paths, labels, params.eval_train)
             paths, labels, _, loose = _labelled(params.eval_test, "eval_test", self.class_names)
             reader.skipped += loose
+            _warn_of_shared_images(eval_paths, paths)
             self.eval = (eval_train, reader.read(paths, labels, params.eval_test))
             _check_classes(self.class_names, self.eval, params.eval_train, params.eval_test)
             reader.warn_of_skipped()

@@ -40,9 +40,30 @@ def _provider(entry_point: importlib.metadata.EntryPoint) -> Provider:
 
 
 def _short_error(exc: BaseException) -> str:
-    frame = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-    where = f" (at {frame[0].filename}:{frame[0].lineno})" if frame else ""
+    """The error on one line, with the place in the plugin's code it comes from: the last frame outside Python's
+    import machinery, pluggy and this module (a SyntaxError's own file and line)."""
+    if isinstance(exc, pluggy.PluginValidationError):  # names the hook and the plugin's definition of it
+        return hook_mismatch(exc)
+    if isinstance(exc, SyntaxError) and exc.filename:
+        return f"SyntaxError: {exc.msg} (at {exc.filename}:{exc.lineno})"
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__) if not _machinery(frame.filename)]
+    where = f" (at {frames[-1].filename}:{frames[-1].lineno})" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"
+
+
+def _machinery(filename: str) -> bool:
+    if filename.startswith("<frozen") or f"{os.sep}importlib{os.sep}" in filename or filename == __file__:
+        return True
+    return os.path.dirname(os.path.abspath(filename)) == os.path.dirname(os.path.abspath(pluggy.__file__))
+
+
+def hook_mismatch(exc: pluggy.PluginValidationError) -> str:
+    """pluggy's message that a hook implementation does not fit its hook, on one line and without pluggy's
+    internal name for the plugin: ``hook 'simclr_on_log'; hookimpl definition: simclr_on_log(run, rec); ...``."""
+    text = str(exc)
+    if text.startswith("Plugin ") and " for hook " in text:
+        text = "hook " + text.split(" for hook ", 1)[1]
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 @dataclass
@@ -88,8 +109,7 @@ class PluginSystem:
         try:
             self.manager.register(obj, name=name)
         except pluggy.PluginValidationError as exc:
-            what = "; ".join(line.strip() for line in str(exc).replace(f"Plugin '{name}' for ", "").splitlines())
-            raise PluginError(f"{label}: {what}") from None
+            raise PluginError(f"{label}: {hook_mismatch(exc)}") from None
         self.manager.unregister(name=name)
 
 
@@ -162,7 +182,9 @@ def load_plugins(entry_points: list[importlib.metadata.EntryPoint] | None = None
             plugin = entry_point.load()
             manager.register(plugin, name=entry_point.name)
         except Exception as exc:
-            registry.failures.append(_failure(provider, "import", exc))
+            failure = _failure(provider, "import", exc)
+            failure["error"] += f" (entry point '{entry_point.name} = {entry_point.value}')"
+            registry.failures.append(failure)
             continue
         added: list[Component] = []
         try:

@@ -132,7 +132,8 @@ class Component:
         if not spec.check(obj):
             raise PluginError(
                 f"{self.kind} '{self.name}' from {self.provider} returned {type(obj).__name__}, "
-                f"but a {self.kind} factory, {spec.factory_signature}, must return {spec.returns}."
+                f"but {'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind} factory, {spec.factory_signature}, "
+                f"must return {spec.returns}."
             )
         return obj
 

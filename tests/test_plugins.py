@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 from pathlib import Path
@@ -419,3 +420,26 @@ def test_plugins_list_json_reports_broken_plugin_and_keeps_builtins(tmp_path, cl
     } <= names
     broken = [f for f in listing["failures"] if f["plugin"] == "broken_cli"]
     assert broken and "simclr-plugin-broken-cli" in broken[0]["distribution"]
+
+
+def test_a_plugin_that_fails_to_load_is_reported_at_its_own_file_and_entry_point(tmp_path, monkeypatch):
+    """Not at Python's import machinery or pluggy, where the error surfaces."""
+    modules = {
+        "syntax": "def broken(:\n    pass\n",
+        "hook_arguments": "import simclr\n\n@simclr.hookimpl\ndef simclr_on_log(run, rec):\n    pass\n",
+    }
+    eps = make_distribution(tmp_path, "simclr-plugin-typos", modules, monkeypatch=monkeypatch)
+    info = tmp_path / "simclr_plugin_typos-1.0.dist-info"
+    with (info / "entry_points.txt").open("a") as entry_points:
+        entry_points.write("attribute = simclr_plugin_typos_syntax:missing\n")
+    eps = list(importlib.metadata.Distribution.at(info).entry_points)
+    failures = {f["plugin"]: f["error"] for f in load_plugins(builtin_entry_points() + eps).registry.failures}
+    assert failures["syntax"] == (
+        f"SyntaxError: invalid syntax (at {tmp_path / 'simclr_plugin_typos_syntax.py'}:1) "
+        "(entry point 'syntax = simclr_plugin_typos_syntax')"
+    )
+    assert failures["hook_arguments"].startswith(
+        "hook 'simclr_on_log'; hookimpl definition: simclr_on_log(run, rec); Argument(s) {'rec'} are declared"
+    )
+    assert "(entry point 'attribute = simclr_plugin_typos_syntax:missing')" in failures["attribute"]
+    assert not any("importlib" in error or "pluggy" in error or "\n" in error for error in failures.values())

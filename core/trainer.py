@@ -128,6 +128,22 @@ def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
                     state[key] = torch.empty_like(param).copy_(value)
 
 
+def _warn_of_untrained_parameters(model: nn.Module, optimizer: torch.optim.Optimizer, name: str) -> None:
+    """An optimizer plugin that leaves out some of the model's trainable parameters (the projection head, say)
+    would silently train only part of it."""
+    given = {id(param) for group in optimizer.param_groups for param in group["params"]}
+    left_out = [key for key, param in model.named_parameters() if param.requires_grad and id(param) not in given]
+    if left_out:
+        log.warning(
+            "optimizer '%s' was given %d of the model's trainable parameters and leaves out %d (e.g. %s): those are "
+            "never trained",
+            name,
+            sum(1 for param in model.parameters() if id(param) in given),
+            len(left_out),
+            ", ".join(left_out[:3]),
+        )
+
+
 def build_model(experiment: Experiment, image_size: int) -> SimCLRModel:
     backbone = experiment.model.backbone.build(image_size)
     check_backbone_output(backbone, experiment.model.backbone.name, image_size)
@@ -238,6 +254,8 @@ class Trainer:
                 ", ".join(untrained),
             )
         self.optimizer = experiment.optimizer.build(model)
+        if self.runtime.is_main:
+            _warn_of_untrained_parameters(model, self.optimizer, experiment.optimizer.name)
         #: the input normalisation: a resumed run keeps its checkpoint's, whatever the pre-training folder holds now
         self.normalisation = self._normalisation(state)
         self.stream = ViewStream(self.dataset, experiment.data, self.runtime, train.seed, self.normalisation)

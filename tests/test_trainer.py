@@ -924,3 +924,22 @@ def test_a_resume_keeps_the_runs_normalisation_when_its_image_folder_changed(tmp
     assert list(trainer.stream.settings.mean) == saved["mean"] and list(trainer.stream.settings.std) == saved["std"]
     trainer.fit()
     assert load_checkpoint(run)["normalisation"] == saved and load_checkpoint(run)["pretrain_images"] == 64
+
+
+def test_an_optimizer_that_leaves_out_parameters_is_warned_about(tmp_path, monkeypatch, caplog):
+    optimizers = plugin_system().registry.components["optimizer"]
+    adam = optimizers["adam"]
+
+    def backbone_only(params, model):
+        return torch.optim.Adam(model.backbone.parameters(), lr=params.lr)
+
+    monkeypatch.setitem(optimizers, "adam", dataclasses.replace(adam, factory=backbone_only))
+    with caplog.at_level("WARNING", logger="simclr"):
+        trainer = Trainer(tiny(), tmp_path / "run", show_progress=False)
+    head = [key for key, _ in trainer.model.named_parameters() if key.startswith("head.")]
+    assert f"and leaves out {len(head)} (e.g. {', '.join(head[:3])}): those are never trained" in caplog.text
+    caplog.clear()
+    monkeypatch.setitem(optimizers, "adam", adam)
+    with caplog.at_level("WARNING", logger="simclr"):
+        Trainer(tiny(), tmp_path / "run", show_progress=False)
+    assert "never trained" not in caplog.text

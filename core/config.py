@@ -385,6 +385,40 @@ def experiment_from_dict(
     return validate(data, positions, stored, skip_kinds)
 
 
+def component_providers(experiment: Experiment) -> dict[str, dict[str, str]]:
+    """Where each component section of ``experiment`` comes from, by dotted path: ``{"model.backbone": {"kind",
+    "name", "plugin", "distribution", "version"}}``; kept in checkpoints, so that a machine without a plugin can
+    say which distribution to install."""
+    from simclr.plugin_manager import plugin_system
+
+    registry = plugin_system().registry
+    providers = {}
+    for path, section in _component_sections(experiment):
+        provider = registry.get(section.kind, section.name).provider
+        providers[_dotted(path)] = {
+            "kind": section.kind,
+            "name": section.name,
+            "plugin": provider.plugin,
+            "distribution": provider.distribution,
+            "version": provider.version,
+        }
+    return providers
+
+
+def with_install_hints(error: ConfigError, providers: dict[str, Any]) -> ConfigError:
+    """``error`` with, for each unknown component that ``providers`` (:func:`component_providers` of the run)
+    knows, the distribution the run had it from and how to install it."""
+    issues = []
+    for issue in error.issues:
+        provider = providers.get(issue.path.removesuffix(".name")) if isinstance(providers, dict) else None
+        if isinstance(provider, dict) and issue.message.startswith("unknown ") and "distribution" in provider:
+            distribution = provider["distribution"]
+            hint = f"; the run was trained with it from {distribution} {provider.get('version', '')}".rstrip()
+            issue = ConfigIssue(issue.source, issue.path, f"{issue.message}{hint} (pip install {distribution})")
+        issues.append(issue)
+    return ConfigError(issues)
+
+
 def resolved_dict(experiment: Experiment) -> dict[str, Any]:
     """The experiment with every default filled in, as plain data."""
     return experiment.model_dump(mode="json")

@@ -23,10 +23,10 @@ from torch.utils.data import Subset
 
 from simclr.atomic import write_json
 from simclr.checkpoint import load_checkpoint, refuse_a_folder_of_runs
-from simclr.config import experiment_from_dict
+from simclr.config import experiment_from_dict, with_install_hints
 from simclr.data import ImageDataset, TensorSplit, check_split_images
 from simclr.distributed import gather_shards, world_size
-from simclr.errors import PluginError, UserError
+from simclr.errors import ConfigError, PluginError, UserError
 from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features
 from simclr.fingerprint import tensors_fingerprint
 from simclr.probes import few_label_probe, knn_probe, linear_probe
@@ -122,9 +122,12 @@ def stored_experiment(
         raise UserError(f"{checkpoint}: the checkpoint holds no model weights and config; was it written by simclr?")
     if dataset:
         config = {**config, "data": {**config["data"], "dataset": {"name": dataset}}}
-    return experiment_from_dict(
-        config, list(overrides), src=f"{checkpoint} (stored config)", stored=True, skip_kinds=NOT_EVALUATED
-    )
+    try:
+        return experiment_from_dict(
+            config, list(overrides), src=f"{checkpoint} (stored config)", stored=True, skip_kinds=NOT_EVALUATED
+        )
+    except ConfigError as exc:  # a plugin the run used that is not installed here: say which distribution it was
+        raise with_install_hints(exc, state.get("plugins", {})) from None
 
 
 def _output_file(

@@ -386,6 +386,7 @@ class Trainer:
             "step_in_epoch": self.step_in_epoch,
             "global_step": self.global_step,
             "config": config_module.resolved_dict(self.experiment),
+            "plugins": config_module.component_providers(self.experiment),
             "device": str(self.runtime.device),
             "feature_dim": self.model.feature_dim,
             "image_size": self.dataset.image_size,

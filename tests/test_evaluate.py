@@ -416,10 +416,34 @@ def test_a_run_evaluates_where_its_loss_optimizer_and_callback_plugins_are_not_i
     save_checkpoint(state, run_copy / "checkpoints" / "last.pt")
     result = evaluate_run(run_copy, baseline=False, progress=False)
     assert result["file"] == EVAL_FILE and result["linear"] == evaluated[1]["linear"]
+    assert state["plugins"]["model.backbone"] == {
+        "kind": "backbone",
+        "name": "small_resnet",
+        "plugin": "backbones",
+        "distribution": "simclr",
+        "version": simclr.__version__,
+    }
+    assert state["plugins"]["loss"]["name"] == "nt_xent"  # as trained (the config above was changed since)
     state["config"]["model"]["backbone"] = {"name": "vit_tiny"}  # but the backbone's plugin is needed
+    vit = {
+        "kind": "backbone",
+        "name": "vit_tiny",
+        "plugin": "vit",
+        "distribution": "simclr-plugin-vit",
+        "version": "1.2",
+    }
+    state["plugins"]["model.backbone"] = vit
     save_checkpoint(state, run_copy / "checkpoints" / "last.pt")
-    with pytest.raises(ConfigError, match="unknown backbone 'vit_tiny'"):
+    hint = (
+        r"unknown backbone 'vit_tiny'; .*trained with it from simclr-plugin-vit 1.2 \(pip install simclr-plugin-vit\)"
+    )
+    with pytest.raises(ConfigError, match=hint):
         evaluate_run(run_copy, baseline=False, progress=False)
+    del state["plugins"]  # a checkpoint from before simclr kept them
+    save_checkpoint(state, run_copy / "checkpoints" / "last.pt")
+    with pytest.raises(ConfigError, match="unknown backbone 'vit_tiny'") as raised:
+        evaluate_run(run_copy, baseline=False, progress=False)
+    assert "pip install" not in str(raised.value)
 
 
 def test_another_dataset_evaluates_a_checkpoint_whose_own_dataset_is_not_installed_here(run_copy):

@@ -145,7 +145,14 @@ class ComponentRef:
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> Any:
         from pydantic_core import core_schema
 
-        return core_schema.no_info_after_validator_function(self._check, handler(source))
+        checked = core_schema.no_info_after_validator_function(self._check, handler(source))
+        return core_schema.no_info_before_validator_function(self._check_form, checked)
+
+    def _check_form(self, value: Any) -> Any:
+        """One message for a value of neither form (pydantic's own is one per member of ``str | dict``)."""
+        if not isinstance(value, str | dict):
+            raise ValueError(f"a {self.kind} is given by name or as {{name: ..., <params>}}, not {value!r}")
+        return value
 
     def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
         """Marked with the kind, so that `simclr config schema` can list the installed components and their params

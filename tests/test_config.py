@@ -355,6 +355,13 @@ CATALOGUE = [
         "loss.miner.bogus",
         "unknown key (not a field of this section)",
     ),
+    (
+        "a miner of neither form, in one message (not one per member of str | dict)",
+        (GOOD, ["loss={name: margin_triplet, miner: 3}"]),
+        "--set loss={name: margin_triplet, miner: 3}",
+        "loss.miner",
+        "a miner is given by name or as {name: ..., <params>}, not 3",
+    ),
     ("override without =", (GOOD, ["loss.temperature"]), "--set loss.temperature", "", "KEY.PATH=VALUE"),
     (
         "override into a scalar",

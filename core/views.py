@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 from torch.utils.data import Dataset
 
 from simclr.data import ImageDataset
@@ -78,12 +79,17 @@ def resolve_views(
     defaults = dataset.augment_defaults()
     where = f"{type(dataset).__name__}.augment_defaults() returned {defaults!r}"
     optional = sorted(name for name, field in AugmentConfig.model_fields.items() if field.default is None)
-    if not set(defaults) <= set(optional):
-        raise PluginError(f"{where}: a dataset may only set the fields a config may leave unset: {optional}")
+    others = sorted(set(defaults) - set(optional))
+    if others:
+        raise PluginError(
+            f"{where}: {others} are not fields a config may leave unset; a dataset may only set {optional}"
+        )
     try:
         dataset_cfg = AugmentConfig.model_validate(defaults)
-    except ValueError as exc:
-        raise PluginError(f"{where}: {exc}") from None
+    except ValidationError as exc:
+        from simclr.config import validation_issues
+
+        raise PluginError(f"{where}: {'; '.join(map(str, validation_issues(exc)))}") from None
 
     def pick(field: str, paper: object) -> object:
         for source in (cfg, dataset_cfg):

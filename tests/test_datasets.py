@@ -152,7 +152,7 @@ def test_image_folder_reads_nested_images_and_skips_broken_ones_with_one_warning
         dataset.pretrain_split()
         dataset.pretrain_split()  # read once
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "skipped 2 files" in warnings[0].getMessage()
+    assert len(warnings) == 1 and "skipped 2 files: 2 not readable images (e.g. " in warnings[0].getMessage()
     images = dataset.pretrain_tensor()
     assert images.shape == (4, 3, 16, 16) and images.dtype == torch.uint8
     assert dataset.eval_splits() is None
@@ -493,3 +493,23 @@ def test_image_folder_warns_when_test_images_are_training_images(tmp_path, caplo
     with caplog.at_level("WARNING", logger="simclr"):
         simclr.create("dataset", "image_folder", image_size=8, eval_train=same, eval_test=str(tmp_path / "test"))
     assert "eval_train images too" not in caplog.text  # copies are other files: not what the check can tell
+
+
+def test_image_folder_says_why_it_skips_files_and_reads_float_images(tmp_path, monkeypatch, caplog):
+    labelled = tmp_path / "labelled"
+    save(labelled / "cat" / "big.png", Image.new("RGB", (40, 20), (200, 0, 0)))
+    save(labelled / "cat" / "small.png", Image.new("RGB", (8, 8), (200, 0, 0)))
+    save(labelled / "dog" / "float.tif", Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32), mode="F"))
+    (labelled / "dog" / "text.png").write_text("no image")
+    save(labelled / "loose.png", Image.new("RGB", (8, 8)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200)  # PIL refuses images of more than twice that: 40x20
+    folders = {split: str(labelled) for split in ("eval_train", "eval_test")}
+    with caplog.at_level(logging.WARNING, logger="simclr"):
+        train, _ = simclr.create("dataset", "image_folder", image_size=8, **folders).eval_splits()
+    message = next(r.getMessage() for r in caplog.records if "skipped" in r.getMessage())
+    assert message.startswith("image_folder: skipped 6 files: ")  # counted in both splits (the same folder here)
+    assert f"2 outside a class folder (e.g. {labelled / 'loose.png'}" in message
+    assert "2 too large for PIL (over twice Image.MAX_IMAGE_PIXELS" in message and "big.png" in message
+    assert "2 not readable images (e.g." in message and "text.png" in message
+    assert train.labels.tolist() == [0, 1]  # small.png and float.tif
+    assert train.images[1].unique().tolist() == [128]  # 0.5 of a float image scaled to [0, 1], not black

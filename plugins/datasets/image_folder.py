@@ -57,15 +57,26 @@ SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
 def _to_rgb(image: Image.Image) -> Image.Image:
     """8-bit RGB; a 16-bit greyscale image is scaled down (65535 -> 255) rather than clipped at 255, which is
-    what PIL's own conversion does and which turns most of such an image white."""
+    what PIL's own conversion does and which turns most of such an image white; a float one (mode F) with values
+    in [0, 1] is scaled up, rather than read as 0-255 and turned black."""
     if image.mode in SIXTEEN_BIT_MODES:
         values = np.asarray(image, dtype=np.float64) / 257
+        image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
+    elif image.mode == "F":
+        values = np.asarray(image, dtype=np.float64)
+        values = values * 255 if values.size and values.max() <= 1.0 else values
         image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
     return image.convert("RGB")
 
 
-def _decode(path: Path, size: int) -> np.ndarray | None:
-    """The image at ``path`` as uint8 [size, size, 3] (resized, centre-cropped); None if unreadable."""
+#: why a file was skipped, as the warning says it
+NOT_AN_IMAGE = "not readable images"
+TOO_LARGE = "too large for PIL (over twice Image.MAX_IMAGE_PIXELS, its guard against decompression bombs)"
+OUTSIDE_CLASSES = "outside a class folder"
+
+
+def _decode(path: Path, size: int) -> np.ndarray | str:
+    """The image at ``path`` as uint8 [size, size, 3] (resized, centre-cropped), or why it cannot be read."""
     try:
         with Image.open(path) as image:
             image.draft("RGB", (size, size))  # JPEG: the decoder downscales (up to 8x) while decoding
@@ -75,22 +86,30 @@ def _decode(path: Path, size: int) -> np.ndarray | None:
             image = image.resize(target, Image.Resampling.BILINEAR)
             left, top = (image.width - size) // 2, (image.height - size) // 2
             return np.asarray(image.crop((left, top, left + size, top + size)))
-    except Exception:  # any file PIL cannot decode (not an image, truncated, too large) is skipped
-        return None
+    except Image.DecompressionBombError:
+        return TOO_LARGE
+    except Exception:  # any other file PIL cannot decode (not an image, truncated) is skipped
+        return NOT_AN_IMAGE
 
 
 class _Reader:
-    """Decodes files in parallel (PIL releases the GIL) and reports, once, those it had to skip."""
+    """Decodes files in parallel (PIL releases the GIL) and reports, once, those it had to skip and why."""
 
     def __init__(self, size: int):
         self.size = size
-        self.skipped: list[Path] = []
+        self.skipped: dict[str, list[Path]] = {}
+
+    def skip(self, paths: list[Path], why: str) -> None:
+        if paths:
+            self.skipped.setdefault(why, []).extend(paths)
 
     def read(self, paths: list[Path], labels: list[int], folder: Path) -> TensorSplit:
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             arrays = list(pool.map(lambda path: _decode(path, self.size), paths))
-        kept = [i for i, array in enumerate(arrays) if array is not None]
-        self.skipped += [paths[i] for i, array in enumerate(arrays) if array is None]
+        kept = [i for i, array in enumerate(arrays) if not isinstance(array, str)]
+        for path, array in zip(paths, arrays, strict=True):
+            if isinstance(array, str):
+                self.skip([path], array)
         if not kept:
             raise simclr.UserError(
                 f"image_folder: no readable images in {folder.resolve()} ({len(paths)} files looked at)"
@@ -100,12 +119,10 @@ class _Reader:
 
     def warn_of_skipped(self) -> None:
         if self.skipped:
-            examples = ", ".join(str(p) for p in self.skipped[:3])
-            log.warning(
-                "image_folder: skipped %d files that are not readable images or lie outside a class folder (e.g. %s)",
-                len(self.skipped),
-                examples,
+            reasons = "; ".join(
+                f"{len(files)} {why} (e.g. {', '.join(map(str, files[:3]))})" for why, files in self.skipped.items()
             )
+            log.warning("image_folder: skipped %d files: %s", sum(map(len, self.skipped.values())), reasons)
 
 
 def _labelled(
@@ -190,10 +207,10 @@ class ImageFolderDataset(LazyStatsImageDataset):
         if params.eval_train is not None and params.eval_test is not None:
             reader = _Reader(params.image_size)
             eval_paths, labels, self.class_names, loose = _labelled(params.eval_train, "eval_train", None)
-            reader.skipped += loose
+            reader.skip(loose, OUTSIDE_CLASSES)
             eval_train = reader.read(eval_paths, labels, params.eval_train)
             paths, labels, _, loose = _labelled(params.eval_test, "eval_test", self.class_names)
-            reader.skipped += loose
+            reader.skip(loose, OUTSIDE_CLASSES)
             _warn_of_shared_images(eval_paths, paths)
             self.eval = (eval_train, reader.read(paths, labels, params.eval_test))
             _check_classes(self.class_names, self.eval, params.eval_train, params.eval_test)

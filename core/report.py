@@ -90,6 +90,7 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
         "path": str(run_dir),  # as reached from the current folder
         "status": "finished" if result else "failed" if record.get("status") == "failed" else "not evaluated",
         "error": "" if result else record.get("error", ""),
+        "dataset": result.get("dataset") or config.get("data", {}).get("dataset", {}).get("name", ""),
         "backbone": config.get("model", {}).get("backbone", {}).get("name", ""),
         "loss": loss,
         "loss_params": {k: v for k, v in loss_config.items() if k != "name"},
@@ -183,7 +184,8 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     knn_ks = {row["knn_k"] for row in rows if row["knn_k"] is not None}
     knn_header = f"kNN top-1 (k={next(iter(knn_ks))})" if len(knn_ks) == 1 else "kNN top-1"
     probed = any(row["representation"] not in (None, "backbone") for row in rows)
-    headers = ["run", "backbone", "loss", "t/m", "optimizer", "batch", "epochs"]
+    datasets = len({row["dataset"] for row in rows}) > 1  # runs on different data: say which
+    headers = ["run", *(["dataset"] if datasets else []), "backbone", "loss", "t/m", "optimizer", "batch", "epochs"]
     headers += ["probed"] if probed else []  # some runs probe the projection head's output g(h), not h
     headers += ["linear top-1"]
     headers += ["reported top-1"] if reported else []
@@ -193,7 +195,8 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     for row in rows:
         optimizer = row["optimizer"] + (f" {row['lr']:g}" if isinstance(row["lr"], int | float) else "")
         loss = _loss_cell(row, distinguishing[row["loss"]])
-        line = [row["run"], row["backbone"], loss, "" if row["t_m"] is None else str(row["t_m"])]
+        line = [row["run"], *([row["dataset"]] if datasets else []), row["backbone"], loss]
+        line += ["" if row["t_m"] is None else str(row["t_m"])]
         epochs = str(row["epochs"] or "")
         if _stale(row):
             epochs += f" (trained {row['trained_epochs']})"
@@ -248,7 +251,8 @@ def _stale(row: dict[str, Any]) -> bool:
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     ks = few_label_ks(rows)
     reported = ["reported"] if any(row.get("reported") is not None for row in rows) else []
-    fields = ["run", "dir", "status", "backbone", "loss", "loss_params", "t_m", "optimizer", "lr", "batch", "epochs"]
+    fields = ["run", "dir", "status", "dataset", "backbone", "loss", "loss_params", "t_m", "optimizer", "lr", "batch"]
+    fields += ["epochs"]
     fields += ["trained_epochs"]
     fields += ["representation", "linear_top1", *reported, "linear_top5", *[f"few_label_{k}_top1" for k in ks]]
     fields += ["knn_top1", "knn_k", "baseline_top1", "train_seconds", "images_per_sec", "error"]

@@ -319,6 +319,26 @@ def test_report_of_fabricated_runs(tmp_path, capsys):
     }
 
 
+def test_report_names_the_dataset_when_runs_used_different_ones(tmp_path):
+    root = tmp_path / "runs"
+    config = config_of("resnet18", {"name": "nt_xent"}, {"name": "adam"})
+
+    def on(dataset: str) -> dict:
+        return {**config, "data": {"batch_size": 128, "dataset": {"name": dataset}}}
+
+    fake_run(root / "a", on("cifar10"), result_of(60.0, {}, 50.0), [])
+    fake_run(root / "b", on("cifar10"), result_of(61.0, {}, 50.0), [])
+    assert main(["report", str(root)]) == 0
+    assert "dataset" not in (root / "report.md").read_text().splitlines()[0]  # one dataset: no column
+    fake_run(root / "c", on("stl10"), result_of(70.0, {}, 50.0), [])
+    assert main(["report", str(root)]) == 0
+    lines = (root / "report.md").read_text().splitlines()
+    assert lines[0].startswith("| run | dataset | backbone | loss |")
+    assert lines[2].startswith("| a | cifar10 | resnet18 |") and lines[4].startswith("| c | stl10 | resnet18 |")
+    with open(root / "report.csv") as handle:
+        assert [r["dataset"] for r in csv.DictReader(handle)] == ["cifar10", "cifar10", "stl10"]
+
+
 def test_report_marks_a_run_that_trained_on_after_its_evaluation(tmp_path):
     root = tmp_path / "runs"
     config = config_of("resnet18", {"name": "nt_xent"}, {"name": "adam"}, epochs=4)

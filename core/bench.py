@@ -75,7 +75,7 @@ def matmul_tflops(device: torch.device, size: int = 8192, repeats: int = 10) -> 
 
 
 def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: str | None = None) -> dict[str, Any]:
-    from simclr.trainer import build_model, check_loss_output
+    from simclr.trainer import build_model, check_backbone_output, check_loss_output
 
     runtime = make_runtime(experiment.train, device)
     seed_everything(experiment.train.seed)
@@ -96,6 +96,7 @@ def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: 
     model = build_model(experiment, image_size).to(runtime.device)
     if runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    check_backbone_output(model.backbone, experiment.model.backbone.name, image_size, runtime)
     forward = torch.compile(model) if experiment.train.compile else model
     loss_fn = experiment.loss.build().to(runtime.device)
     optimizer = experiment.optimizer.build(model)

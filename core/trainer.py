@@ -146,22 +146,25 @@ def _warn_of_untrained_parameters(model: nn.Module, optimizer: torch.optim.Optim
 
 def build_model(experiment: Experiment, image_size: int) -> SimCLRModel:
     backbone = experiment.model.backbone.build(image_size)
-    check_backbone_output(backbone, experiment.model.backbone.name, image_size)
     projection = experiment.model.projection
     return SimCLRModel(backbone, projection.hidden_dim, projection.out_dim, projection.layers)
 
 
-def check_backbone_output(backbone: nn.Module, name: str, image_size: int) -> None:
+def check_backbone_output(backbone: nn.Module, name: str, image_size: int, runtime: Runtime) -> None:
     """Raise :class:`PluginError` naming backbone ``name`` and its plugin unless it turns two blank images of
-    ``image_size`` into features [2, feature_dim]: a wrong ``feature_dim`` would otherwise fail in the projection
-    head, and an image size the backbone cannot take in its first step, both after the run directory is written.
-    Runs in eval mode without gradients, so no BatchNorm statistics or RNG state change."""
+    ``image_size`` into features [2, feature_dim] on the run's device, in its precision and memory layout: a wrong
+    ``feature_dim`` would otherwise fail in the projection head, and an image size the backbone cannot take in its
+    first step, both after the run directory is written. Runs in eval mode without gradients, so no BatchNorm
+    statistics or RNG state change."""
     modes = {module: module.training for module in backbone.modules()}
     shape = f"2 images of [3, {image_size}, {image_size}]"
+    images = torch.zeros(2, 3, image_size, image_size, device=runtime.device)
+    if runtime.channels_last:
+        images = images.to(memory_format=torch.channels_last)
     backbone.eval()
     try:
-        with torch.no_grad():
-            features = backbone(torch.zeros(2, 3, image_size, image_size))
+        with torch.no_grad(), runtime.autocast():
+            features = backbone(images)
     except Exception as exc:
         problem = f"failed on {shape}: {type(exc).__name__}: {exc} (is {image_size} px an image size it takes?)"
     else:
@@ -242,6 +245,7 @@ class Trainer:
         model = model.to(self.runtime.device)
         if self.runtime.channels_last:
             model = model.to(memory_format=torch.channels_last)
+        check_backbone_output(model.backbone, experiment.model.backbone.name, self.dataset.image_size, self.runtime)
         self.model = model
         self.loss_fn = experiment.loss.build().to(self.runtime.device)
         self._try_loss(experiment)

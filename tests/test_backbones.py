@@ -122,6 +122,7 @@ def test_invalid_params_are_config_errors():
 def test_the_backbone_check_changes_no_state_and_keeps_each_modules_mode():
     """build_model's trial forward (of blank images, to check feature_dim) must leave the network as built: the
     same weights and BatchNorm statistics, and a module a plugin froze in eval mode still frozen."""
+    from simclr.runtime import Runtime
     from simclr.trainer import check_backbone_output
 
     backbone = simclr.create("backbone", "small_resnet", 16, width=4)
@@ -130,7 +131,7 @@ def test_the_backbone_check_changes_no_state_and_keeps_each_modules_mode():
     before = {key: value.clone() for key, value in backbone.state_dict().items()}
     modes = [m.training for m in backbone.modules()]
     rng = torch.get_rng_state()
-    check_backbone_output(backbone, "small_resnet", 16)
+    check_backbone_output(backbone, "small_resnet", 16, Runtime(torch.device("cpu"), "fp32", True))
     assert all(torch.equal(before[key], value) for key, value in backbone.state_dict().items())
     assert [m.training for m in backbone.modules()] == modes and not frozen.training and backbone.training
     assert torch.equal(torch.get_rng_state(), rng)

@@ -166,12 +166,12 @@ class ComponentRef:
         registry = plugin_system().registry
         if name not in registry.names(self.kind):
             raise ValueError(registry.unknown(self.kind, name))
-        params_model = registry.get(self.kind, name).params
+        component = registry.get(self.kind, name)
         try:
-            params_model.model_validate(params)
+            component.parse(params)
         except ValidationError as exc:
             # the params' own errors go along, so that the config's report places each at its key and line
             message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
-            context = {"message": message, "error": exc, "params_model": params_model}
+            context = {"message": message, "error": exc, "params_model": component.params}
             raise PydanticCustomError(COMPONENT_REF_ERROR, "{message}", context) from None
         return value

@@ -254,7 +254,7 @@ def _validate_section(kind: str, raw: dict, path: PathKey, positions: Positions)
         ]
     params = {key: value for key, value in raw.items() if key != "name"}
     try:
-        return component.params.model_validate(params)
+        return component.parse(params)
     except ValidationError as exc:
         issues = validation_issues(exc, path, positions, component.params)
     name_source = positions.get(name_path, "")

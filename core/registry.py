@@ -108,10 +108,21 @@ class Component:
     provider: Provider
     default: bool = False
 
+    def parse(self, params: dict[str, Any]) -> BaseModel:
+        """``params`` validated by this component's params model (raises pydantic's ValidationError). Defaults
+        are validated like given values (pydantic takes them as they are), so a default ``"~/data"`` of a
+        :data:`simclr.DataPath` field is a Path with ``~`` expanded, as a given one is."""
+        filled = dict(params)
+        for name, info in self.params.model_fields.items():
+            key = next((a for a in (info.validation_alias, info.alias) if isinstance(a, str)), name)
+            if not info.is_required() and key not in params and name not in params:
+                filled[key] = info.get_default(call_default_factory=True)
+        return self.params.model_validate(filled)
+
     def validate(self, params: dict[str, Any], path: str = "") -> BaseModel:
         """Validate ``params`` with this component's params model; errors carry ``path.field`` locations."""
         try:
-            return self.params.model_validate(params)
+            return self.parse(params)
         except ValidationError as exc:
             from simclr.config import validation_issues
 
@@ -272,33 +283,17 @@ class Registrar:
             raise PluginError(f"{what} (at {where}) is registered with default=True, which only a callback takes")
         if any(c.kind == self.kind and c.name == name for c in self._added):
             raise PluginError(f"{what} is registered twice (the second time at {where})")
-        checked = validating_defaults(params)
-        problems = invalid_defaults(checked)
+        problems = invalid_defaults(params)
         if problems:
             raise PluginError(
                 f"params model of {what} ({_defined_at(params)}) has invalid defaults: {'; '.join(problems)}; "
                 "a default must pass the field's own checks"
             )
-        self._added.append(Component(self.kind, name, factory, checked, description.strip(), self.provider, default))
+        self._added.append(Component(self.kind, name, factory, params, description.strip(), self.provider, default))
 
 
 #: what a component name may be: it is written in YAML files and in --set values such as `loss={name: x}`
 COMPONENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-
-
-def validating_defaults(params: type[BaseModel]) -> type[BaseModel]:
-    """``params`` with its defaults validated like given values (pydantic takes defaults as they are), so a
-    default ``"~/data"`` of a :data:`simclr.DataPath` field is a Path with ``~`` expanded, as a given one is.
-    A subclass, with the same name, so that the factory's ``isinstance`` checks still hold."""
-    if params.model_config.get("validate_default"):
-        return params
-    namespace = {
-        "model_config": ConfigDict(validate_default=True),
-        "__module__": params.__module__,
-        "__qualname__": params.__qualname__,
-        "__doc__": params.__doc__,
-    }
-    return type(params.__name__, (params,), namespace)
 
 
 def invalid_defaults(params: type[BaseModel]) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -286,7 +287,8 @@ def test_a_default_is_validated_like_a_given_value(tmp_path, monkeypatch):
     assert component.validate({"root": "~/other"}).root == Path("~/other").expanduser()
     from simclr_plugin_home_home import Params
 
-    assert isinstance(component.validate({}), Params)  # what the factory may check
+    assert type(component.validate({})) is Params  # the plugin's own class: a DataLoader worker can unpickle it
+    assert pickle.loads(pickle.dumps(component.validate({}))) == component.validate({})
 
 
 def test_lifecycle_hook_error_is_reported_once_unless_strict(tmp_path, monkeypatch, caplog):

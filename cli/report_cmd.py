@@ -30,8 +30,9 @@ def print_table(rows: list[dict[str, Any]]) -> None:
 
     headers, cells = table(rows)
     view = Table(title="accuracy (%) of frozen features", title_justify="left")
+    text_columns = ("run", "dataset", "backbone", "loss", "optimizer", "probed")
     for header in headers:
-        view.add_column(header, justify="left" if header in ("run", "backbone", "loss", "optimizer") else "right")
+        view.add_column(header, justify="left" if header in text_columns else "right")
     for line in cells:
         view.add_row(*line)
     natural = Measurement.get(out, out.options.update(max_width=10_000), view).maximum

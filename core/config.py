@@ -411,7 +411,8 @@ def with_install_hints(error: ConfigError, providers: dict[str, Any]) -> ConfigE
     issues = []
     for issue in error.issues:
         provider = providers.get(issue.path.removesuffix(".name")) if isinstance(providers, dict) else None
-        if isinstance(provider, dict) and issue.message.startswith("unknown ") and "distribution" in provider:
+        trained_with = isinstance(provider, dict) and "distribution" in provider
+        if trained_with and issue.message.startswith(f"unknown {provider.get('kind')} '{provider.get('name')}'"):
             distribution = provider["distribution"]
             hint = f"; the run was trained with it from {distribution} {provider.get('version', '')}".rstrip()
             issue = ConfigIssue(issue.source, issue.path, f"{issue.message}{hint} (pip install {distribution})")

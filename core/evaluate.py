@@ -351,7 +351,8 @@ def evaluate_run(
     data = experiment.data.dataset.build()
     name = experiment.data.dataset.name
     train_split, test_split = labelled_splits(data, name)
-    if isinstance(train_split, TensorSplit) and isinstance(test_split, TensorSplit):  # before any feature, if at hand
+    labels_at_hand = isinstance(train_split, TensorSplit) and isinstance(test_split, TensorSplit)
+    if labels_at_hand:  # checked before any feature is extracted
         check_labels(data, name, train_split.labels, test_split.labels, cfg.labels_per_class)
     image_size = state.get("image_size", data.image_size)
     mean, std = trained_normalisation(state, lambda: data)
@@ -394,7 +395,8 @@ def evaluate_run(
             build_encoder(experiment, image_size, state["model"], checkpoint, cfg.representation), "pre-trained"
         ),
     )
-    check_labels(data, name, pretrained.train_y, pretrained.test_y, cfg.labels_per_class)
+    if not labels_at_hand:
+        check_labels(data, name, pretrained.train_y, pretrained.test_y, cfg.labels_per_class)
     if cfg.knn_k > len(pretrained.train_y):
         log.warning(
             "eval.knn_k %d is more than the %d labelled training images: kNN uses k=%d",

@@ -104,13 +104,12 @@ class PluginSystem:
     def check_hooks(self, obj: Any, label: str) -> None:
         """Raise :class:`PluginError` when pluggy would refuse ``obj``'s hook implementations (a hook method whose
         arguments are not the hook's): checked where a callback is built, before a run writes anything, rather
-        than when the run starts. ``label`` names the object and where it comes from."""
-        name = f"check:{id(obj)}"
+        than when the run starts; on a manager of its own, as pluggy keeps what it could register of a refused
+        object. ``label`` names the object and where it comes from."""
         try:
-            self.manager.register(obj, name=name)
+            new_manager().register(obj)
         except pluggy.PluginValidationError as exc:
             raise PluginError(f"{label}: {hook_mismatch(exc)}") from None
-        self.manager.unregister(name=name)
 
 
 LIFECYCLE_HOOKS = sorted(name for name in vars(hookspecs) if name.startswith("simclr_on_"))
@@ -142,6 +141,13 @@ def hook_problems(manager: pluggy.PluginManager, obj: Any, hooks: list[str] = LI
     return problems
 
 
+def new_manager() -> pluggy.PluginManager:
+    """A pluggy manager that knows simclr's hooks, with no plugin registered."""
+    manager = pluggy.PluginManager(hookspecs.PROJECT)
+    manager.add_hookspecs(hookspecs)
+    return manager
+
+
 def _load_order(candidate: tuple[importlib.metadata.EntryPoint, Provider]) -> tuple[bool, str, str]:
     entry_point, provider = candidate
     return provider.distribution != BUILTIN_DISTRIBUTION, entry_point.name, provider.distribution
@@ -156,8 +162,7 @@ def load_plugins(entry_points: list[importlib.metadata.EntryPoint] | None = None
     two third-party plugins, the first loaded keeps the name. Likewise an entry-point name already taken by
     another distribution's plugin is reported and that later plugin is skipped.
     """
-    manager = pluggy.PluginManager(hookspecs.PROJECT)
-    manager.add_hookspecs(hookspecs)
+    manager = new_manager()
     registry = Registry()
     system = PluginSystem(manager, registry)
     if entry_points is None:

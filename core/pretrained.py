@@ -36,12 +36,12 @@ class Pretrained:
 
     def normalise(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 images [B, 3, H, W] (or floats already scaled to [0, 1]) as the network's input, on its device.
-        Other integer types, and floats above 1 (0-255 values as floats), are refused: they would silently give
-        other features."""
+        Other integer types, and floats well above 1 (0-255 values as floats), are refused: they would silently
+        give other features (a resize's overshoot just above 1 is not)."""
         if images.dtype != torch.uint8:
             if not images.is_floating_point():
                 raise ValueError(f"images of dtype {images.dtype}; give uint8 (0-255) or floats scaled to [0, 1]")
-            if images.numel() and float(images.max()) > 1.0:
+            if images.numel() and float(images.max()) > FLOAT_IMAGE_MAX:
                 raise ValueError(
                     f"float images with values up to {float(images.max()):g}; give floats scaled to [0, 1] "
                     "(divide by 255), or the uint8 images"
@@ -67,6 +67,11 @@ class Pretrained:
             )
         h = self.model.backbone(self.normalise(images)).float()
         return self.model.head(h).float() if representation == "projection" else h
+
+
+#: the largest value float images may hold: [0, 1], with room for the overshoot of a bicubic resize (up to about
+#: 1.06); images of 0-255 values as floats are far above it
+FLOAT_IMAGE_MAX = 1.5
 
 
 def load_pretrained(target: str | Path, device: str = "cpu") -> Pretrained:

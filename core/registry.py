@@ -8,8 +8,9 @@ import inspect
 import re
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -111,13 +112,13 @@ class Component:
     def parse(self, params: dict[str, Any]) -> BaseModel:
         """``params`` validated by this component's params model (raises pydantic's ValidationError). Defaults
         are validated like given values (pydantic takes them as they are), so a default ``"~/data"`` of a
-        :data:`simclr.DataPath` field is a Path with ``~`` expanded, as a given one is."""
-        filled = dict(params)
-        for name, info in self.params.model_fields.items():
-            key = next((a for a in (info.validation_alias, info.alias) if isinstance(a, str)), name)
-            if not info.is_required() and key not in params and name not in params:
-                filled[key] = info.get_default(call_default_factory=True)
-        return self.params.model_validate(filled)
+        :data:`simclr.DataPath` field is a Path with ``~`` expanded, as a given one is; ``model_fields_set``
+        still holds only the fields ``params`` gave."""
+        defaults = field_defaults(self.params)
+        given = {name for name, key in field_keys(self.params).items() if key in params or name in params}
+        model = self.params.model_validate({**defaults, **params})
+        object.__setattr__(model, "__pydantic_fields_set__", given)
+        return model
 
     def validate(self, params: dict[str, Any], path: str = "") -> BaseModel:
         """Validate ``params`` with this component's params model; errors carry ``path.field`` locations."""
@@ -296,25 +297,50 @@ class Registrar:
 COMPONENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
+#: set while a params model's defaults are checked as its plugin registers: a :class:`simclr.ComponentRef` field
+#: then checks no name, as the registry it looks in is still being filled (its names are checked when used)
+CHECKING_DEFAULTS: ContextVar[bool] = ContextVar("simclr_checking_defaults", default=False)
+
+
+def field_keys(params: type[BaseModel]) -> dict[str, str]:
+    """Each field's name -> the key it is given by (its alias, where it has a plain one)."""
+    return {
+        name: next((alias for alias in (info.validation_alias, info.alias) if isinstance(alias, str)), name)
+        for name, info in params.model_fields.items()
+    }
+
+
+def field_defaults(params: type[BaseModel]) -> dict[str, Any]:
+    """The default of each field of ``params`` that has one, by the key it is given by."""
+    keys = field_keys(params)
+    return {
+        keys[name]: info.get_default(call_default_factory=True)
+        for name, info in params.model_fields.items()
+        if not info.is_required()
+    }
+
+
 def invalid_defaults(params: type[BaseModel]) -> list[str]:
-    """``field (default): message`` for each default of ``params`` that its field's type and constraints reject.
-    A field naming another component (:class:`simclr.ComponentRef`) is checked when it is used: the registry
-    it looks in is being filled."""
-    from pydantic import TypeAdapter
+    """``field (default): message`` for each default of ``params`` that its field rejects, validated as
+    :meth:`Component.parse` will (the model's own validators included); a validator that fails on the defaults
+    in another way is a problem too."""
+    from simclr.config import validation_issues
 
-    from simclr import ComponentRef
-
-    problems = []
-    for name, info in params.model_fields.items():
-        if info.is_required() or any(isinstance(item, ComponentRef) for item in info.metadata):
-            continue
-        default = info.get_default(call_default_factory=True)
-        field_type = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
-        try:
-            TypeAdapter(field_type).validate_python(default)
-        except ValidationError as exc:
-            problems += [f"{name} ({default!r}): {error['msg']}" for error in exc.errors(include_url=False)]
-    return problems
+    defaults = field_defaults(params)
+    token = CHECKING_DEFAULTS.set(True)
+    try:
+        params.model_validate(defaults)
+    except ValidationError as exc:
+        return [
+            f"{issue.path} ({defaults[issue.path.split('.')[0]]!r}): {issue.message}"
+            for issue in validation_issues(exc)
+            if issue.path.split(".")[0] in defaults  # not a required field's absence, nor a check of fields together
+        ]
+    except Exception as exc:
+        return [f"its validators fail on the defaults: {type(exc).__name__}: {exc}"]
+    finally:
+        CHECKING_DEFAULTS.reset(token)
+    return []
 
 
 def _caller() -> str:

@@ -251,9 +251,8 @@ def _stale(row: dict[str, Any]) -> bool:
 def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     ks = few_label_ks(rows)
     reported = ["reported"] if any(row.get("reported") is not None for row in rows) else []
-    fields = ["run", "dir", "status", "dataset", "backbone", "loss", "loss_params", "t_m", "optimizer", "lr", "batch"]
-    fields += ["epochs"]
-    fields += ["trained_epochs"]
+    fields = ["run", "dir", "status", "dataset", "backbone", "loss", "loss_params", "t_m", "optimizer", "lr"]
+    fields += ["batch", "epochs", "trained_epochs"]
     fields += ["representation", "linear_top1", *reported, "linear_top5", *[f"few_label_{k}_top1" for k in ks]]
     fields += ["knn_top1", "knn_k", "baseline_top1", "train_seconds", "images_per_sec", "error"]
     with open(path, "w", newline="") as handle:

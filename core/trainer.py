@@ -10,10 +10,11 @@ import logging
 import signal
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import torch
 from torch import nn
@@ -42,6 +43,9 @@ from simclr.schedule import LRSchedule, batch_scale
 from simclr.schema import Experiment
 
 log = logging.getLogger("simclr")
+
+
+T = TypeVar("T")
 
 
 class Interrupted(SimCLRError):
@@ -132,13 +136,15 @@ def _warn_of_untrained_parameters(model: nn.Module, optimizer: torch.optim.Optim
     """An optimizer plugin that leaves out some of the model's trainable parameters (the projection head, say)
     would silently train only part of it."""
     given = {id(param) for group in optimizer.param_groups for param in group["params"]}
-    left_out = [key for key, param in model.named_parameters() if param.requires_grad and id(param) not in given]
+    trainable = [(key, param) for key, param in model.named_parameters() if param.requires_grad]
+    left_out = [key for key, param in trainable if id(param) not in given]
     if left_out:
         log.warning(
-            "optimizer '%s' was given %d of the model's trainable parameters and leaves out %d (e.g. %s): those are "
-            "never trained",
+            "optimizer '%s' was given %d of the model's %d trainable parameters and leaves out %d (e.g. %s): those "
+            "are never trained",
             name,
-            sum(1 for param in model.parameters() if id(param) in given),
+            len(trainable) - len(left_out),
+            len(trainable),
             len(left_out),
             ", ".join(left_out[:3]),
         )
@@ -163,10 +169,11 @@ def check_backbone_output(backbone: nn.Module, name: str, image_size: int, runti
         images = images.to(memory_format=torch.channels_last)
     backbone.eval()
     try:
-        with torch.no_grad(), runtime.autocast():
-            features = backbone(images)
+        with torch.random.fork_rng(devices=[runtime.device] if runtime.device.type == "cuda" else []):
+            with torch.no_grad(), runtime.autocast():
+                features = backbone(images)
     except Exception as exc:
-        problem = f"failed on {shape}: {type(exc).__name__}: {exc} (is {image_size} px an image size it takes?)"
+        problem = f"failed on {shape}: {type(exc).__name__}: {exc}"
     else:
         expected = [2, backbone.feature_dim]
         found = f"shape {list(features.shape)}" if isinstance(features, torch.Tensor) else type(features).__name__
@@ -271,10 +278,7 @@ class Trainer:
         scale = batch_scale(experiment.schedule.lr_scaling, experiment.data.batch_size)
         self.schedule = LRSchedule(self.optimizer, total, warmup, experiment.schedule.decay, scale)
         self.scaler = self.runtime.grad_scaler()
-        self.callbacks = [section.build() for section in train.callbacks] if self.runtime.is_main else []
-        for section, callback in zip(train.callbacks, self.callbacks, strict=False):
-            provider = plugin_system().registry.get("callback", section.name).provider
-            plugin_system().check_hooks(callback, f"callback '{section.name}' from {provider}")
+        self.callbacks: list[Any] = together(self.runtime, self._build_callbacks)
         self.forward = self._wrap(model)
         self.monitor_every = train.knn_monitor_every
         if self.monitor_every is None:
@@ -315,8 +319,8 @@ class Trainer:
         if saved is not None and saved != images and self.runtime.is_main:
             log.warning(
                 "the pre-training set has %d images now and had %d when %s was written: the run goes on with the "
-                "images there now, normalised as before (a resume in the middle of an epoch may repeat or skip some "
-                "of that epoch's images)",
+                "images there now, normalised as before; the steps per epoch, and so the learning-rate schedule, "
+                "follow the new count, and a resume in the middle of an epoch may repeat or skip some of its images",
                 images,
                 saved,
                 last_checkpoint(self.run_dir),
@@ -506,21 +510,18 @@ class Trainer:
             label = f"callback '{section.name}' (from train.callbacks)"
             system.register_object(callback, name=f"callback:{i}:{section.name}", label=label)
 
-    def _start_together(self) -> None:
-        """:meth:`_start` on every rank, then stop every rank when one failed (rank 0 finding the run locked by
-        another process, say) with that rank's message, instead of leaving the others to fail in their first
-        collective with the connection error as the only message."""
-        failure: BaseException | None = None
-        try:
-            self._start()
-        except BaseException as exc:
-            failure = exc
-        reports = gather_objects(None if failure is None else failure_report(failure, self.runtime.rank))
-        if failure is not None:
-            raise failure
-        for report in reports:
-            if report is not None:
-                raise AnotherRankFailed(*report)
+    def _build_callbacks(self) -> list[Any]:
+        """The configured callbacks, on rank 0 (the only one that calls them), their hooks checked now rather than
+        when the run starts."""
+        if not self.runtime.is_main:
+            return []
+        callbacks = []
+        for section in self.experiment.train.callbacks:
+            callback = section.build()
+            provider = plugin_system().registry.get("callback", section.name).provider
+            plugin_system().check_hooks(callback, f"callback '{section.name}' from {provider}")
+            callbacks.append(callback)
+        return callbacks
 
     def _finish_hooks(self) -> None:
         system = plugin_system()
@@ -540,7 +541,7 @@ class Trainer:
             self._leave(together=True)
             return {}
         try:
-            self._start_together()
+            together(self.runtime, self._start)
         except BaseException:
             self._leave(together=False)
             raise
@@ -730,6 +731,26 @@ class Trainer:
             "images_per_sec": interval.steps * self.experiment.data.batch_size / max(seconds, 1e-9),
         }
         return record, interval.steps
+
+
+def together(runtime: Runtime, action: Callable[[], T]) -> T:
+    """``action()`` on every rank, then stop every rank when one failed (rank 0 finding the run locked by another
+    process, or a callback built on rank 0 only being broken) with that rank's message, instead of leaving the
+    others to fail in their next collective with a connection error as the only message. A collective: every
+    rank must call it."""
+    failure: BaseException | None = None
+    result = None
+    try:
+        result = action()
+    except BaseException as exc:
+        failure = exc
+    reports = gather_objects(None if failure is None else failure_report(failure, runtime.rank))
+    if failure is not None:
+        raise failure
+    for report in reports:
+        if report is not None:
+            raise AnotherRankFailed(*report)
+    return result
 
 
 def failure_report(failure: BaseException, rank: int) -> tuple[str, int]:

@@ -211,3 +211,60 @@ class Params(BaseModel):
 def simclr_register_datasets(registry):
     registry.add("scans", lambda params: params, Params)
 """
+
+#: defaults that only the model's own validators reject, and one naming the plugin's own miner
+VALIDATED_DEFAULTS = {
+    "after_validator": """
+from pydantic import BaseModel, ConfigDict, field_validator
+import simclr, torch
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    t: float = -1.0
+
+    @field_validator("t")
+    @classmethod
+    def _positive(cls, value):
+        if value <= 0:
+            raise ValueError("t must be positive")
+        return value
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("checked_t", torch.nn.Module, Params)
+""",
+    "before_validator": """
+from pydantic import BaseModel, ConfigDict, field_validator
+import simclr, torch
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sizes: tuple[int, ...] = (1, 2)
+
+    @field_validator("sizes", mode="before")
+    @classmethod
+    def _from_text(cls, value):
+        return tuple(int(part) for part in value.split(","))  # the default tuple has no split
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("parsed", torch.nn.Module, Params)
+""",
+    "own_miner": """
+from typing import Annotated, Any
+from pydantic import BaseModel, ConfigDict
+import simclr, torch
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    miner: Annotated[str | dict[str, Any], simclr.ComponentRef("miner")] | None = "everything"
+
+@simclr.hookimpl
+def simclr_register_miners(registry):
+    registry.add("everything", lambda params: lambda sim, positive_mask, margin: ~positive_mask)
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("mined", torch.nn.Module, Params)
+""",
+}

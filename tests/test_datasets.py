@@ -297,6 +297,9 @@ def test_image_folder_matches_class_folders_written_in_either_unicode_form(tmp_p
     assert dataset.class_names == [composed, "tea"]
     assert train.labels.tolist() == test.labels.tolist() == [0, 1]
     assert torch.equal(train.images, test.images)
+    save(tmp_path / "eval_test" / composed / "1.png", Image.new("RGB", (8, 8)))  # both forms side by side
+    with pytest.raises(simclr.UserError, match="two class folders named 'café', one written in another Unicode"):
+        simclr.create("dataset", "image_folder", image_size=8, **folders)
 
 
 # --- CIFAR-10 and STL-10 on tiny files in their real formats ------------------------------------------------
@@ -499,7 +502,9 @@ def test_image_folder_says_why_it_skips_files_and_reads_float_images(tmp_path, m
     labelled = tmp_path / "labelled"
     save(labelled / "cat" / "big.png", Image.new("RGB", (40, 20), (200, 0, 0)))
     save(labelled / "cat" / "small.png", Image.new("RGB", (8, 8), (200, 0, 0)))
-    save(labelled / "dog" / "float.tif", Image.fromarray(np.full((8, 8), 0.5, dtype=np.float32), mode="F"))
+    floats = np.full((8, 8), 0.5, dtype=np.float32)
+    floats[0, 0] = np.nan  # one NaN pixel is 0, not a reason to read the image as 0-255
+    save(labelled / "dog" / "float.tif", Image.fromarray(floats, mode="F"))
     (labelled / "dog" / "text.png").write_text("no image")
     save(labelled / "loose.png", Image.new("RGB", (8, 8)))
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200)  # PIL refuses images of more than twice that: 40x20
@@ -512,4 +517,4 @@ def test_image_folder_says_why_it_skips_files_and_reads_float_images(tmp_path, m
     assert "2 too large for PIL (over twice Image.MAX_IMAGE_PIXELS" in message and "big.png" in message
     assert "2 not readable images (e.g." in message and "text.png" in message
     assert train.labels.tolist() == [0, 1]  # small.png and float.tif
-    assert train.images[1].unique().tolist() == [128]  # 0.5 of a float image scaled to [0, 1], not black
+    assert train.images[1].unique().tolist() == [0, 128]  # 0.5 of a float image scaled to [0, 1], not black

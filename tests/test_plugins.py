@@ -21,6 +21,7 @@ from plugin_fixtures import (
     RAISES_IN_LIFECYCLE,
     SHARED_LOSS,
     TWICE,
+    VALIDATED_DEFAULTS,
     WRONG_TYPE,
     builtin_entry_points,
     make_distribution,
@@ -291,6 +292,31 @@ def test_a_default_is_validated_like_a_given_value(tmp_path, monkeypatch):
     assert pickle.loads(pickle.dumps(component.validate({}))) == component.validate({})
 
 
+def test_defaults_are_checked_at_registration_as_they_are_validated_when_used(tmp_path, monkeypatch):
+    """By the model's own validators too (a field_validator's rejection used to reach the user as an error in
+    their config, at a key they never wrote), but a default naming another component is checked when used."""
+    eps = make_distribution(tmp_path, "simclr-plugin-defaults", VALIDATED_DEFAULTS, monkeypatch=monkeypatch)
+    system = load_plugins(builtin_entry_points() + eps)
+    failures = {f["plugin"]: f["error"] for f in system.registry.failures}
+    assert set(failures) == {"after_validator", "before_validator"}
+    assert "has invalid defaults: t (-1.0): t must be positive" in failures["after_validator"]
+    assert (
+        "its validators fail on the defaults: AttributeError: 'tuple' object has no attribute 'split'"
+        in (failures["before_validator"])
+    )
+    monkeypatch.setattr(plugin_manager, "_system", system)  # the registry a used ComponentRef looks in
+    mined = system.registry.get("loss", "mined")
+    assert mined.validate({}).miner == "everything" and mined.validate({"miner": None}).miner is None
+
+
+def test_validated_params_say_which_fields_were_given(tmp_path, monkeypatch):
+    """Defaults are passed to the model to be validated, but model_fields_set stays what the config gave (a
+    plugin may pass on only those with model_dump(exclude_unset=True))."""
+    adam = load_plugins().registry.get("optimizer", "adam")
+    assert adam.validate({"lr": 0.1}).model_fields_set == {"lr"} and adam.validate({}).model_fields_set == set()
+    assert adam.validate({"lr": 0.1}).model_dump(exclude_unset=True) == {"lr": 0.1}
+
+
 def test_lifecycle_hook_error_is_reported_once_unless_strict(tmp_path, monkeypatch, caplog):
     eps = make_distribution(tmp_path, "simclr-plugin-noisy", {"noisy": RAISES_IN_LIFECYCLE}, monkeypatch=monkeypatch)
     system = load_plugins(builtin_entry_points() + eps)
@@ -445,3 +471,24 @@ def test_a_plugin_that_fails_to_load_is_reported_at_its_own_file_and_entry_point
     )
     assert "(entry point 'attribute = simclr_plugin_typos_syntax:missing')" in failures["attribute"]
     assert not any("importlib" in error or "pluggy" in error or "\n" in error for error in failures.values())
+
+
+def test_a_callback_refused_by_the_hook_check_is_left_registered_nowhere():
+    """pluggy keeps the hooks it could register of an object it refuses: the check must not use the live manager,
+    or the refused callback's other hooks would run in later runs of the process."""
+
+    class HalfRight:
+        @simclr.hookimpl
+        def simclr_on_epoch_end(self, run, epoch, record):
+            pass
+
+        @simclr.hookimpl
+        def simclr_on_log(self, run, rec):
+            pass
+
+    system = plugin_manager.plugin_system()
+    callback = HalfRight()
+    with pytest.raises(PluginError, match=r"callback 'half': hook 'simclr_on_log'; .*\{'rec'\}"):
+        system.check_hooks(callback, "callback 'half'")
+    assert not system.manager.is_registered(callback)
+    assert all(impl.plugin is not callback for impl in system.manager.hook.simclr_on_epoch_end.get_hookimpls())

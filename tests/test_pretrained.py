@@ -47,6 +47,9 @@ def test_features_are_those_of_the_trained_network(trained):
     # other encodings of the same images would give other features without a word: refused
     with pytest.raises(ValueError, match=r"float images with values up to \d+; give floats scaled to"):
         pretrained.features(images.float())
+    overshoot = torch.nn.functional.interpolate(images.float() / 255, size=16, mode="bicubic", antialias=True)
+    overshoot[0, 0, 0, 0] = 1.06  # as a bicubic resize of [0, 1] images gives: accepted as it is
+    assert torch.equal(pretrained.features(overshoot), pretrained.model.backbone(pretrained.normalise(overshoot)))
     with pytest.raises(ValueError, match="images of dtype torch.int64; give uint8"):
         pretrained.features(images.long())
 

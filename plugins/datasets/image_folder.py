@@ -63,7 +63,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         values = np.asarray(image, dtype=np.float64) / 257
         image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
     elif image.mode == "F":
-        values = np.asarray(image, dtype=np.float64)
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64))  # a NaN pixel is 0, not the whole image
         values = values * 255 if values.size and values.max() <= 1.0 else values
         image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
     return image.convert("RGB")
@@ -131,11 +131,15 @@ def _labelled(
     """Files of a class-per-subfolder folder with their labels; the class names; files outside any class."""
     _check_folder(folder, field)
     # by the names' NFC form: macOS writes "café" decomposed (NFD), most other systems composed
-    on_disk = {
-        unicodedata.normalize("NFC", p.name): p.name
-        for p in folder.iterdir()
-        if p.is_dir() and not p.name.startswith(".")
-    }
+    on_disk: dict[str, str] = {}
+    for child in sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        name = unicodedata.normalize("NFC", child)
+        if name in on_disk:
+            raise simclr.UserError(
+                f"image_folder: {folder.resolve()} has two class folders named {name!r}, one written in another "
+                "Unicode form (composed and decomposed accents); merge them into one"
+            )
+        on_disk[name] = child
     if not on_disk:
         raise simclr.UserError(
             f"image_folder: data.dataset.{field} ({folder.resolve()}) has no class folders; labelled images go "

@@ -150,6 +150,18 @@ def _warn_of_untrained_parameters(model: nn.Module, optimizer: torch.optim.Optim
         )
 
 
+def _warn_of_loss_parameters(loss_fn: nn.Module, name: str) -> None:
+    """A loss's own trainable parameters (a learnable temperature, say) would silently stay as initialised."""
+    untrained = [key for key, param in loss_fn.named_parameters() if param.requires_grad]
+    if untrained:
+        log.warning(
+            "loss '%s' has trainable parameters (%s), which nothing trains: the optimizer is given the model's "
+            "parameters only; make them buffers, or set requires_grad=False where they are constants",
+            name,
+            ", ".join(untrained),
+        )
+
+
 def build_model(experiment: Experiment, image_size: int) -> SimCLRModel:
     backbone = experiment.model.backbone.build(image_size)
     projection = experiment.model.projection
@@ -256,17 +268,10 @@ class Trainer:
         self.model = model
         self.loss_fn = experiment.loss.build().to(self.runtime.device)
         self._try_loss(experiment)
-        untrained = [name for name, param in self.loss_fn.named_parameters() if param.requires_grad]
-        if untrained and self.runtime.is_main:
-            log.warning(
-                "loss '%s' has trainable parameters (%s), which nothing trains: the optimizer is given the model's "
-                "parameters only; make them buffers, or set requires_grad=False where they are constants",
-                experiment.loss.name,
-                ", ".join(untrained),
-            )
         self.optimizer = experiment.optimizer.build(model)
         if self.runtime.is_main:
             _warn_of_untrained_parameters(model, self.optimizer, experiment.optimizer.name)
+            _warn_of_loss_parameters(self.loss_fn, experiment.loss.name)
         #: the input normalisation: a resumed run keeps its checkpoint's, whatever the pre-training folder holds now
         self.normalisation = self._normalisation(state)
         self.stream = ViewStream(self.dataset, experiment.data, self.runtime, train.seed, self.normalisation)

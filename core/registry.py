@@ -322,8 +322,9 @@ def field_defaults(params: type[BaseModel]) -> dict[str, Any]:
 
 def invalid_defaults(params: type[BaseModel]) -> list[str]:
     """``field (default): message`` for each default of ``params`` that its field rejects, validated as
-    :meth:`Component.parse` will (the model's own validators included); a validator that fails on the defaults
-    in another way is a problem too."""
+    :meth:`Component.parse` will (the model's own validators included). A validator that fails on the defaults in
+    another way is a problem too, where the defaults are a whole input; with required fields absent, a validator
+    may fail for their absence alone (``info.data["low"]``)."""
     from simclr.config import validation_issues
 
     defaults = field_defaults(params)
@@ -337,6 +338,8 @@ def invalid_defaults(params: type[BaseModel]) -> list[str]:
             if issue.path.split(".")[0] in defaults  # not a required field's absence, nor a check of fields together
         ]
     except Exception as exc:
+        if any(info.is_required() for info in params.model_fields.values()):
+            return []
         return [f"its validators fail on the defaults: {type(exc).__name__}: {exc}"]
     finally:
         CHECKING_DEFAULTS.reset(token)

@@ -250,6 +250,26 @@ class Params(BaseModel):
 def simclr_register_losses(registry):
     registry.add("parsed", torch.nn.Module, Params)
 """,
+    "needs_low": """
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
+import simclr, torch
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    low: float
+    high: float = 1.0
+
+    @field_validator("high")
+    @classmethod
+    def _above_low(cls, value, info: ValidationInfo):
+        if value < info.data["low"]:  # a KeyError while low is absent, as when only the defaults are checked
+            raise ValueError("high must be at least low")
+        return value
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("ranged", torch.nn.Module, Params)
+""",
     "own_miner": """
 from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict

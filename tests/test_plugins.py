@@ -307,6 +307,10 @@ def test_defaults_are_checked_at_registration_as_they_are_validated_when_used(tm
     monkeypatch.setattr(plugin_manager, "_system", system)  # the registry a used ComponentRef looks in
     mined = system.registry.get("loss", "mined")
     assert mined.validate({}).miner == "everything" and mined.validate({"miner": None}).miner is None
+    ranged = system.registry.get("loss", "ranged")  # its validator needs a required field: fine when given
+    assert ranged.validate({"low": 0.5}).high == 1.0
+    with pytest.raises(ConfigError, match="high must be at least low"):
+        ranged.validate({"low": 2.0})
 
 
 def test_validated_params_say_which_fields_were_given(tmp_path, monkeypatch):

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from simclr.cli.config_cmd import add_set_argument
 from simclr.cli.output import err, out, print_json
+
+if TYPE_CHECKING:
+    from simclr.data import ImageDataset
 
 
 def _positive(kind: type) -> Any:
@@ -93,11 +96,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_and_report(run_dir: Path, device: str | None = None) -> dict[str, Any]:
-    """Evaluate a run with its config's eval settings and print the table (what `simclr train` ends with)."""
+def evaluate_and_report(run_dir: Path, device: str | None = None, built: ImageDataset | None = None) -> dict[str, Any]:
+    """Evaluate a run with its config's eval settings and print the table (what `simclr train` ends with);
+    ``built``: the trainer's dataset, whose labelled images are then not read again."""
     from simclr.evaluate import evaluate_run
 
-    result = evaluate_run(run_dir, device=device or "auto")
+    result = evaluate_run(run_dir, device=device or "auto", built=built)
     print_report(result, run_dir / result["file"])
     return result
 

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if experiment.eval.after_train:
         from simclr.cli.eval_cmd import evaluate_and_report
 
-        evaluate_and_report(run_dir, device=args.device)
+        evaluate_and_report(run_dir, device=args.device, built=trainer.dataset)
     else:
         _warn_of_a_stale_evaluation(run_dir, trainer.epoch)
     return 0

@@ -141,3 +141,26 @@ def test_export_command_writes_a_loadable_file(run_dir, tmp_path, capsys):
     assert main(["export", str(run_dir), "--out", str(out)]) == 2
     assert "exists; pass --overwrite" in capsys.readouterr().err
     assert main(["export", str(run_dir), "--out", str(out), "--overwrite"]) == 0
+
+
+def test_train_evaluates_with_the_dataset_it_trained_on_built_once(tmp_path, monkeypatch):
+    """eval.after_train reuses the trainer's dataset: an image folder's labelled images are not decoded twice."""
+    import dataclasses
+
+    from simclr.plugin_manager import plugin_system
+
+    datasets = plugin_system().registry.components["dataset"]
+    digits = datasets["digits"]
+    built = []
+
+    def counted(params):
+        built.append(params)
+        return digits.factory(params)
+
+    monkeypatch.setitem(datasets, "digits", dataclasses.replace(digits, factory=counted))
+    config = {**CONFIG, "train": {"seed": 3, "epochs": 1, "max_steps_per_epoch": 1, "device": "cpu"}}
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({**config, "eval": {**CONFIG["eval"], "after_train": True}}))
+    run = tmp_path / "run"
+    assert main(["train", str(tmp_path / "exp.yaml"), "--out", str(run), "--no-progress"]) == 0
+    assert json.loads((run / "eval.json").read_text())["dataset"] == "digits" and len(built) == 1
+    assert main(["eval", str(run), "--no-baseline"]) == 0 and len(built) == 2  # a later evaluation builds its own

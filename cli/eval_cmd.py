@@ -96,9 +96,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def evaluate_and_report(run_dir: Path, device: str | None = None, built: ImageDataset | None = None) -> dict[str, Any]:
+def evaluate_and_report(
+    run_dir: Path, device: str | None = None, built: tuple[dict[str, Any], ImageDataset] | None = None
+) -> dict[str, Any]:
     """Evaluate a run with its config's eval settings and print the table (what `simclr train` ends with);
-    ``built``: the trainer's dataset, whose labelled images are then not read again."""
+    ``built``: the trainer's dataset and its config section (see :func:`simclr.evaluate.evaluate_run`)."""
     from simclr.evaluate import evaluate_run
 
     result = evaluate_run(run_dir, device=device or "auto", built=built)

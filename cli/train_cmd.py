@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if experiment.eval.after_train:
         from simclr.cli.eval_cmd import evaluate_and_report
 
-        evaluate_and_report(run_dir, device=args.device, built=trainer.dataset)
+        built = (experiment.data.dataset.model_dump(mode="json"), trainer.dataset)
+        evaluate_and_report(run_dir, device=args.device, built=built)
     else:
         _warn_of_a_stale_evaluation(run_dir, trainer.epoch)
     return 0

@@ -311,12 +311,13 @@ def evaluate_run(
     representation: str | None = None,
     progress: bool = True,
     cache: bool = True,
-    built: ImageDataset | None = None,
+    built: tuple[dict[str, Any], ImageDataset] | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run directory or checkpoint file and write the result to :func:`eval_path`'s file.
 
-    ``built``: the dataset of the run's own config, already built (the trainer's, right after training), used
-    when neither ``dataset`` nor ``overrides`` change it, so its labelled images are not read a second time.
+    ``built``: a dataset already built (the trainer's, right after training) with its config section as
+    ``model_dump(mode="json")``; used where the evaluation would build the same, so its labelled images are not
+    read a second time.
 
     ``dataset`` replaces the stored dataset (its params reset to that dataset's defaults) and ``overrides``
     (``key.path=value``) apply to the stored config; the other keyword arguments, when given, override the
@@ -352,7 +353,8 @@ def evaluate_run(
         backend=backend,
         representation=representation,
     )
-    data = built if built is not None and dataset is None and not overrides else experiment.data.dataset.build()
+    same = built is not None and built[0] == experiment.data.dataset.model_dump(mode="json")
+    data = built[1] if built is not None and same else experiment.data.dataset.build()
     name = experiment.data.dataset.name
     train_split, test_split = labelled_splits(data, name)
     labels_at_hand = isinstance(train_split, TensorSplit) and isinstance(test_split, TensorSplit)

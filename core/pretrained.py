@@ -41,7 +41,7 @@ class Pretrained:
         if images.dtype != torch.uint8:
             if not images.is_floating_point():
                 raise ValueError(f"images of dtype {images.dtype}; give uint8 (0-255) or floats scaled to [0, 1]")
-            if images.numel() and float(images.max()) > FLOAT_IMAGE_MAX:
+            if images.numel() and not float(images.max()) <= FLOAT_IMAGE_MAX:  # NaN fails this too
                 raise ValueError(
                     f"float images with values up to {float(images.max()):g}; give floats scaled to [0, 1] "
                     "(divide by 255), or the uint8 images"

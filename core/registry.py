@@ -12,7 +12,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, ValidationError
 
 from simclr.errors import ConfigError, ConfigIssue, PluginError, SimCLRError
 
@@ -114,8 +114,8 @@ class Component:
         are validated like given values (pydantic takes them as they are), so a default ``"~/data"`` of a
         :data:`simclr.DataPath` field is a Path with ``~`` expanded, as a given one is; ``model_fields_set``
         still holds only the fields ``params`` gave."""
-        defaults = field_defaults(self.params)
-        given = {name for name, key in field_keys(self.params).items() if key in params or name in params}
+        given = {name for name, keys in input_keys(self.params).items() if name in params or set(keys) & set(params)}
+        defaults = {key: value for key, (name, value) in field_defaults(self.params).items() if name not in given}
         model = self.params.model_validate({**defaults, **params})
         object.__setattr__(model, "__pydantic_fields_set__", given)
         return model
@@ -302,32 +302,45 @@ COMPONENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 CHECKING_DEFAULTS: ContextVar[bool] = ContextVar("simclr_checking_defaults", default=False)
 
 
-def field_keys(params: type[BaseModel]) -> dict[str, str]:
-    """Each field's name -> the key it is given by (its alias, where it has a plain one)."""
-    return {
-        name: next((alias for alias in (info.validation_alias, info.alias) if isinstance(alias, str)), name)
-        for name, info in params.model_fields.items()
-    }
+def input_keys(params: type[BaseModel]) -> dict[str, list[str]]:
+    """Each field's name -> the keys an input may give it by: its aliases, else its name (a field reached by an
+    ``AliasPath`` has none)."""
+    keys = {}
+    for name, info in params.model_fields.items():
+        aliases = info.validation_alias if info.validation_alias is not None else info.alias
+        if isinstance(aliases, AliasChoices):
+            keys[name] = [choice for choice in aliases.choices if isinstance(choice, str)]
+        elif aliases is None or isinstance(aliases, str):
+            keys[name] = [aliases or name]
+        else:
+            keys[name] = []
+    return keys
 
 
-def field_defaults(params: type[BaseModel]) -> dict[str, Any]:
-    """The default of each field of ``params`` that has one, by the key it is given by."""
-    keys = field_keys(params)
-    return {
-        keys[name]: info.get_default(call_default_factory=True)
-        for name, info in params.model_fields.items()
-        if not info.is_required()
-    }
+def field_defaults(params: type[BaseModel]) -> dict[str, tuple[str, Any]]:
+    """The default of each field of ``params`` that has one it can give without the other fields, by the key an
+    input gives it by: ``{key: (field name, default)}``."""
+    defaults = {}
+    for name, keys in input_keys(params).items():
+        info = params.model_fields[name]
+        if info.is_required() or not keys:
+            continue
+        try:
+            defaults[keys[0]] = (name, info.get_default(call_default_factory=True))
+        except ValueError:  # a default_factory that takes the validated data: left to pydantic
+            continue
+    return defaults
 
 
 def invalid_defaults(params: type[BaseModel]) -> list[str]:
     """``field (default): message`` for each default of ``params`` that its field rejects, validated as
-    :meth:`Component.parse` will (the model's own validators included). A validator that fails on the defaults in
-    another way is a problem too, where the defaults are a whole input; with required fields absent, a validator
-    may fail for their absence alone (``info.data["low"]``)."""
+    :meth:`Component.parse` will (the model's own validators included), and a validator that crashes on them.
+    Not a check of the fields together: defaults may be meant to fail one ("give train or eval_train"), and with
+    required fields absent, a validator may fail for their absence alone (``info.data["low"]``)."""
     from simclr.config import validation_issues
 
-    defaults = field_defaults(params)
+    defaults = {key: value for key, (_, value) in field_defaults(params).items()}
+    whole = not any(info.is_required() for info in params.model_fields.values())
     token = CHECKING_DEFAULTS.set(True)
     try:
         params.model_validate(defaults)
@@ -335,10 +348,10 @@ def invalid_defaults(params: type[BaseModel]) -> list[str]:
         return [
             f"{issue.path} ({defaults[issue.path.split('.')[0]]!r}): {issue.message}"
             for issue in validation_issues(exc)
-            if issue.path.split(".")[0] in defaults  # not a required field's absence, nor a check of fields together
+            if issue.path.split(".")[0] in defaults
         ]
     except Exception as exc:
-        if any(info.is_required() for info in params.model_fields.values()):
+        if isinstance(exc, LookupError) and not whole:
             return []
         return [f"its validators fail on the defaults: {type(exc).__name__}: {exc}"]
     finally:

@@ -397,7 +397,6 @@ def run_combination(sweep: Sweep, combo: Combination, device: str | None = None,
     if state in ("finished", "failed"):
         log.info("sweep: %s: %s before, skipped", combo.name, state)
         return state
-    built = None  # the trained run's dataset, which its evaluation need not build again
     if state in ("new", "resume"):
         log.info("sweep: %s: %s", combo.name, "starting" if state == "new" else "resuming its checkpoint")
         trainer = Trainer(
@@ -416,7 +415,6 @@ def run_combination(sweep: Sweep, combo: Combination, device: str | None = None,
             return "failed"
         finally:
             cuda = trainer.runtime.device.type == "cuda"
-            built = trainer.dataset  # host memory: the model and the device's copy of the data go with the trainer
             del trainer
             _free_memory(cuda)
         _write_record(combo, sweep, "trained")
@@ -424,7 +422,7 @@ def run_combination(sweep: Sweep, combo: Combination, device: str | None = None,
         from simclr.evaluate import evaluate_run
 
         log.info("sweep: %s: evaluating", combo.name)
-        evaluate_run(combo.run_dir, device=device or "auto", progress=show_progress, built=built)
+        evaluate_run(combo.run_dir, device=device or "auto", progress=show_progress)
     return "finished"
 
 

@@ -250,6 +250,38 @@ class Params(BaseModel):
 def simclr_register_losses(registry):
     registry.add("parsed", torch.nn.Module, Params)
 """,
+    "before_validator_beside_a_required_field": """
+from pydantic import BaseModel, ConfigDict, field_validator
+import simclr, torch
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    scale: float
+    sizes: tuple[int, ...] = (1, 2)
+
+    @field_validator("sizes", mode="before")
+    @classmethod
+    def _from_text(cls, value):
+        return tuple(int(part) for part in value.split(","))
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("parsed_too", torch.nn.Module, Params)
+""",
+    "aliases": """
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+import simclr, torch
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    temp: float = Field(0.5, alias="temperature")
+    margin: float = Field(1.0, validation_alias=AliasChoices("margin", "m"))
+    scaled: float = Field(default_factory=lambda data: 2 * data["temp"])
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("aliased", torch.nn.Module, Params)
+""",
     "needs_low": """
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 import simclr, torch

@@ -503,7 +503,7 @@ def test_image_folder_says_why_it_skips_files_and_reads_float_images(tmp_path, m
     save(labelled / "cat" / "big.png", Image.new("RGB", (40, 20), (200, 0, 0)))
     save(labelled / "cat" / "small.png", Image.new("RGB", (8, 8), (200, 0, 0)))
     floats = np.full((8, 8), 0.5, dtype=np.float32)
-    floats[0, 0] = np.nan  # one NaN pixel is 0, not a reason to read the image as 0-255
+    floats[0, 0], floats[0, 1] = np.nan, np.inf  # such pixels are 0, not a reason to read the image as 0-255
     save(labelled / "dog" / "float.tif", Image.fromarray(floats, mode="F"))
     (labelled / "dog" / "text.png").write_text("no image")
     save(labelled / "loose.png", Image.new("RGB", (8, 8)))

@@ -164,3 +164,8 @@ def test_train_evaluates_with_the_dataset_it_trained_on_built_once(tmp_path, mon
     assert main(["train", str(tmp_path / "exp.yaml"), "--out", str(run), "--no-progress"]) == 0
     assert json.loads((run / "eval.json").read_text())["dataset"] == "digits" and len(built) == 1
     assert main(["eval", str(run), "--no-baseline"]) == 0 and len(built) == 2  # a later evaluation builds its own
+    # a resume with nothing to train evaluates the checkpoint, whose dataset is not the one --set asked for now
+    resume = ["train", "--resume", str(run), "--set", "data.dataset.test_fraction=0.5", "--no-progress"]
+    assert main(resume) == 0 and len(built) == 4
+    result = json.loads((run / "eval.json").read_text())
+    assert result["dataset_params"]["test_fraction"] == 0.25 and result["num_test"] == 450

@@ -50,6 +50,8 @@ def test_features_are_those_of_the_trained_network(trained):
     overshoot = torch.nn.functional.interpolate(images.float() / 255, size=16, mode="bicubic", antialias=True)
     overshoot[0, 0, 0, 0] = 1.06  # as a bicubic resize of [0, 1] images gives: accepted as it is
     assert torch.equal(pretrained.features(overshoot), pretrained.model.backbone(pretrained.normalise(overshoot)))
+    with pytest.raises(ValueError, match="float images with values up to nan"):
+        pretrained.features(torch.full((1, 3, 16, 16), float("nan")))
     with pytest.raises(ValueError, match="images of dtype torch.int64; give uint8"):
         pretrained.features(images.long())
 

@@ -63,7 +63,8 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         values = np.asarray(image, dtype=np.float64) / 257
         image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
     elif image.mode == "F":
-        values = np.nan_to_num(np.asarray(image, dtype=np.float64))  # a NaN pixel is 0, not the whole image
+        # a NaN or infinite pixel is 0, rather than a reason to read the whole image as 0-255
+        values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         values = values * 255 if values.size and values.max() <= 1.0 else values
         image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
     return image.convert("RGB")

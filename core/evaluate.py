@@ -242,7 +242,7 @@ def check_labels(
     (or unknown, -1) is the dataset's mistake; fewer than two classes to train on, or a few-label K above the
     smallest class, the user's."""
     for labels, which in ((train, "labelled train"), (test, "labelled test")):
-        known = len(dataset.class_names)
+        known = len(getattr(dataset, "class_names", []))  # a plugin's dataset may not set them
         outside = (labels < 0) | (labels >= known) if known else labels < 0
         if bool(outside.any()):
             expected = f"0..{known - 1}, one per class name" if known else ">= 0 (and it sets no class_names)"

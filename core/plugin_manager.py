@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
+import inspect
 import logging
 import os
 import traceback
@@ -58,12 +59,20 @@ def _machinery(filename: str) -> bool:
 
 
 def hook_mismatch(exc: pluggy.PluginValidationError) -> str:
-    """pluggy's message that a hook implementation does not fit its hook, on one line and without pluggy's
-    internal name for the plugin: ``hook 'simclr_on_log'; hookimpl definition: simclr_on_log(run, rec); ...``."""
+    """pluggy's message that a hook implementation does not fit its hook, on one line, without pluggy's internal
+    name for the plugin and with the implementation's file and line: ``hook 'simclr_on_log'; hookimpl
+    definition: simclr_on_log(run, rec); ... (at mod.py:3)``."""
     text = str(exc)
+    where = ""
     if text.startswith("Plugin ") and " for hook " in text:
         text = "hook " + text.split(" for hook ", 1)[1]
-    return "; ".join(line.strip() for line in text.splitlines() if line.strip())
+        hook = text.split("'")[1]
+        implementation = getattr(exc.plugin, hook, None)
+        try:
+            where = f" (at {inspect.getsourcefile(implementation)}:{inspect.getsourcelines(implementation)[1]})"
+        except (OSError, TypeError):
+            pass
+    return "; ".join(line.strip() for line in text.splitlines() if line.strip()) + where
 
 
 @dataclass

@@ -32,6 +32,8 @@ class KindSpec:
     factory_signature: str
     returns: str
     check: Callable[[Any], bool]
+    #: what is wrong with a returned object the check refuses, beyond its type (e.g. a backbone's feature_dim)
+    detail: Callable[[Any], str] = lambda obj: ""
 
 
 def _is_module(obj: Any) -> bool:
@@ -42,6 +44,10 @@ def _is_module(obj: Any) -> bool:
 
 def _is_backbone(obj: Any) -> bool:
     return _is_module(obj) and isinstance(getattr(obj, "feature_dim", None), int)
+
+
+def _backbone_detail(obj: Any) -> str:
+    return f" (its feature_dim is {obj.feature_dim!r})" if hasattr(obj, "feature_dim") else " (it has no feature_dim)"
 
 
 def _is_optimizer(obj: Any) -> bool:
@@ -67,6 +73,7 @@ KINDS: dict[str, KindSpec] = {
             "factory(params, image_size)",
             "a torch.nn.Module with an int `feature_dim`",
             _is_backbone,
+            _backbone_detail,
         ),
         KindSpec(
             "optimizer",
@@ -143,7 +150,7 @@ class Component:
         spec = KINDS[self.kind]
         if not spec.check(obj):
             raise PluginError(
-                f"{self.kind} '{self.name}' from {self.provider} returned {type(obj).__name__}, "
+                f"{self.kind} '{self.name}' from {self.provider} returned {type(obj).__name__}{spec.detail(obj)}, "
                 f"but {'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind} factory, {spec.factory_signature}, "
                 f"must return {spec.returns}."
             )

@@ -20,8 +20,8 @@ from simclr import features as features_module
 from simclr.checkpoint import load_checkpoint, save_checkpoint
 from simclr.config import experiment_from_dict, load_experiment, resolved_dict
 from simclr.data import InMemoryImageDataset, TensorSplit
-from simclr.errors import ConfigError, UserError
-from simclr.evaluate import EVAL_FILE, evaluate_run, extract_features, knn_monitor
+from simclr.errors import ConfigError, PluginError, UserError
+from simclr.evaluate import EVAL_FILE, check_labels, evaluate_run, extract_features, knn_monitor
 from simclr.export import export_backbone
 from simclr.features import FeatureSet, cache_key, cached_features
 from simclr.fingerprint import tensors_fingerprint
@@ -695,3 +695,19 @@ def test_evaluating_a_run_while_it_trains_says_so(run_copy, caplog):
     with caplog.at_level("WARNING", logger="simclr"):
         evaluate_run(run_copy, baseline=False, ks=[1], progress=False)
     assert "is being trained" not in caplog.text
+
+
+def test_labels_of_a_dataset_without_class_names_need_only_be_known():
+    """class_names is what the contract asks for, but a plugin's dataset without them evaluated before: its labels
+    need only be >= 0 (and two classes)."""
+    from types import SimpleNamespace
+
+    unnamed = SimpleNamespace()  # no class_names attribute
+    check_labels(unnamed, "mine", torch.tensor([0, 1, 1, 2]), torch.tensor([2, 0]), ks=[1])
+    with pytest.raises(PluginError, match=r"1 images of its labelled test split have labels outside >= 0 .*e.g. -1"):
+        check_labels(unnamed, "mine", torch.tensor([0, 1]), torch.tensor([-1, 0]))
+    named = SimpleNamespace(class_names=["a", "b"])
+    with pytest.raises(PluginError, match=r"labels outside 0..1, one per class name, e.g. 2"):
+        check_labels(named, "mine", torch.tensor([0, 2]), torch.tensor([0, 1]))
+    with pytest.raises(UserError, match=r"single class \(1\); a linear probe needs"):
+        check_labels(named, "mine", torch.tensor([1, 1]), torch.tensor([0, 1]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import json
 import pickle
@@ -251,6 +252,19 @@ def test_factory_returning_wrong_type_names_the_plugin(tmp_path, monkeypatch):
         component.build(component.validate({}))
 
 
+def test_a_backbone_with_a_feature_dim_of_another_type_is_told_so(monkeypatch):
+    import torch
+
+    backbones = plugin_manager.plugin_system().registry.components["backbone"]
+
+    class TextDim(torch.nn.Module):
+        feature_dim = "8"
+
+    text_dim = dataclasses.replace(backbones["small_resnet"], factory=lambda params, image_size: TextDim())
+    with pytest.raises(PluginError, match=r"returned TextDim \(its feature_dim is '8'\), but a backbone factory"):
+        text_dim.build(text_dim.validate({}), 16)
+
+
 def test_params_model_must_forbid_extra_keys(tmp_path, monkeypatch):
     eps = make_distribution(tmp_path, "simclr-plugin-lax", {"lax": LAX_PARAMS}, monkeypatch=monkeypatch)
     system = load_plugins(builtin_entry_points() + eps)
@@ -476,6 +490,7 @@ def test_a_plugin_that_fails_to_load_is_reported_at_its_own_file_and_entry_point
     assert failures["hook_arguments"].startswith(
         "hook 'simclr_on_log'; hookimpl definition: simclr_on_log(run, rec); Argument(s) {'rec'} are declared"
     )
+    assert f"(at {tmp_path / 'simclr_plugin_typos_hook_arguments.py'}:3)" in failures["hook_arguments"]
     assert "(entry point 'attribute = simclr_plugin_typos_syntax:missing')" in failures["attribute"]
     assert not any("importlib" in error or "pluggy" in error or "\n" in error for error in failures.values())
 
@@ -495,7 +510,8 @@ def test_a_callback_refused_by_the_hook_check_is_left_registered_nowhere():
 
     system = plugin_manager.plugin_system()
     callback = HalfRight()
-    with pytest.raises(PluginError, match=r"callback 'half': hook 'simclr_on_log'; .*\{'rec'\}"):
+    refused = r"callback 'half': hook 'simclr_on_log'; .*\{'rec'\}.* \(at .*test_plugins.py:\d+\)"
+    with pytest.raises(PluginError, match=refused):
         system.check_hooks(callback, "callback 'half'")
     assert not system.manager.is_registered(callback)
     assert all(impl.plugin is not callback for impl in system.manager.hook.simclr_on_epoch_end.get_hookimpls())

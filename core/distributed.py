@@ -1,6 +1,6 @@
 """Collectives the training loop needs across torchrun ranks: a gather that carries gradients, a global
-BatchNorm that works on every device, a gather of small per-rank states for the checkpoint, and a gather of
-shards for the kNN monitor.
+BatchNorm that works on every device, a gather of small per-rank states for the checkpoint, a gather of
+shards for the kNN monitor, and :func:`together`, which stops every rank when one fails.
 
 Gradient bookkeeping (why one step on W ranks equals one step on the whole batch): every rank gathers all
 projections and computes the same full-batch loss L. The backward of the gather sums the W ranks' identical
@@ -11,12 +11,17 @@ ranks), so the factor W is the same everywhere and DDP's average removes it.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+from simclr.errors import AnotherRankFailed, SimCLRError
+
+T = TypeVar("T")
 
 
 def world_size() -> int:
@@ -80,6 +85,37 @@ def gather_objects(obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def together(action: Callable[[], T]) -> T:
+    """``action()`` on every rank, then stop every rank when one failed (rank 0 finding the run locked by another
+    process, or a callback built on rank 0 only being broken) with that rank's message, instead of leaving the
+    others to fail in their next collective with a connection error as the only message. A collective: every
+    rank must call it."""
+    failure: BaseException | None = None
+    result = None
+    try:
+        result = action()
+    except BaseException as exc:
+        failure = exc
+    rank = dist.get_rank() if world_size() > 1 else 0
+    reports = gather_objects(None if failure is None else failure_report(failure, rank))
+    if failure is not None:
+        raise failure
+    for report in reports:
+        if report is not None:
+            raise AnotherRankFailed(*report)
+    return result
+
+
+def failure_report(failure: BaseException, rank: int) -> tuple[str, int]:
+    """The message and exit status the other ranks stop with when ``failure`` stopped ``rank``: a simclr error's
+    own (the same message on every rank), otherwise one that names the rank and the error."""
+    if isinstance(failure, SimCLRError):
+        return str(failure), failure.exit_code
+    if isinstance(failure, KeyboardInterrupt):
+        return "interrupted", 130
+    return f"rank {rank} failed: {type(failure).__name__}: {failure}", 1
 
 
 class GlobalBatchNorm(_BatchNorm):

@@ -241,8 +241,8 @@ def check_labels(
     """Raise when the labelled splits' labels cannot be probed: a label outside ``range(len(class_names))``
     (or unknown, -1) is the dataset's mistake; fewer than two classes to train on, or a few-label K above the
     smallest class, the user's."""
+    known = len(getattr(dataset, "class_names", []))  # a plugin's dataset may not set them
     for labels, which in ((train, "labelled train"), (test, "labelled test")):
-        known = len(getattr(dataset, "class_names", []))  # a plugin's dataset may not set them
         outside = (labels < 0) | (labels >= known) if known else labels < 0
         if bool(outside.any()):
             expected = f"0..{known - 1}, one per class name" if known else ">= 0 (and it sets no class_names)"
@@ -353,8 +353,8 @@ def evaluate_run(
         backend=backend,
         representation=representation,
     )
-    same = built is not None and built[0] == experiment.data.dataset.model_dump(mode="json")
-    data = built[1] if built is not None and same else experiment.data.dataset.build()
+    reusable = built is not None and built[0] == experiment.data.dataset.model_dump(mode="json")
+    data = built[1] if reusable else experiment.data.dataset.build()
     name = experiment.data.dataset.name
     train_split, test_split = labelled_splits(data, name)
     labels_at_hand = isinstance(train_split, TensorSplit) and isinstance(test_split, TensorSplit)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata
-import inspect
 import logging
 import os
 import traceback
@@ -19,7 +18,7 @@ import pluggy
 
 from simclr import hookspecs
 from simclr.errors import PluginError, SimCLRError, TrainingError
-from simclr.registry import KINDS, Component, NameClash, Provider, Registrar, Registry
+from simclr.registry import KINDS, Component, NameClash, Provider, Registrar, Registry, source_line
 
 ENTRY_POINT_GROUP = "simclr"
 DISABLE_ENV = "SIMCLR_DISABLE_PLUGINS"
@@ -66,12 +65,8 @@ def hook_mismatch(exc: pluggy.PluginValidationError) -> str:
     where = ""
     if text.startswith("Plugin ") and " for hook " in text:
         text = "hook " + text.split(" for hook ", 1)[1]
-        hook = text.split("'")[1]
-        implementation = getattr(exc.plugin, hook, None)
-        try:
-            where = f" (at {inspect.getsourcefile(implementation)}:{inspect.getsourcelines(implementation)[1]})"
-        except (OSError, TypeError):
-            pass
+        defined = source_line(getattr(exc.plugin, text.split("'")[1], None))
+        where = f" (at {defined})" if defined else ""
     return "; ".join(line.strip() for line in text.splitlines() if line.strip()) + where
 
 

@@ -372,8 +372,14 @@ def _caller() -> str:
     return f"{frame.filename}:{frame.lineno}"
 
 
-def _defined_at(cls: type) -> str:
+def source_line(obj: Any) -> str | None:
+    """``file:line`` where a class or function is defined, or None where its source cannot be found."""
     try:
-        return f"class {cls.__qualname__} at {inspect.getsourcefile(cls)}:{inspect.getsourcelines(cls)[1]}"
+        return f"{inspect.getsourcefile(obj)}:{inspect.getsourcelines(obj)[1]}"
     except (OSError, TypeError):
-        return f"class {cls.__module__}.{cls.__qualname__}"
+        return None
+
+
+def _defined_at(cls: type) -> str:
+    where = source_line(cls)
+    return f"class {cls.__qualname__} at {where}" if where else f"class {cls.__module__}.{cls.__qualname__}"

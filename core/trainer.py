@@ -10,11 +10,10 @@ import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import torch
 from torch import nn
@@ -23,8 +22,8 @@ from simclr import config as config_module
 from simclr.atomic import write_json
 from simclr.checkpoint import load_checkpoint, remove_partial_writes, save_checkpoint
 from simclr.data import TensorSplit, check_split_images
-from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm
-from simclr.errors import AnotherRankFailed, PluginError, SimCLRError, TrainingError, UserError
+from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm, together
+from simclr.errors import PluginError, SimCLRError, TrainingError, UserError
 from simclr.metrics import MetricTracker
 from simclr.model import SimCLRModel
 from simclr.plugin_manager import plugin_system
@@ -43,9 +42,6 @@ from simclr.schedule import LRSchedule, batch_scale
 from simclr.schema import Experiment
 
 log = logging.getLogger("simclr")
-
-
-T = TypeVar("T")
 
 
 class Interrupted(SimCLRError):
@@ -283,7 +279,7 @@ class Trainer:
         scale = batch_scale(experiment.schedule.lr_scaling, experiment.data.batch_size)
         self.schedule = LRSchedule(self.optimizer, total, warmup, experiment.schedule.decay, scale)
         self.scaler = self.runtime.grad_scaler()
-        self.callbacks: list[Any] = together(self.runtime, self._build_callbacks)
+        self.callbacks: list[Any] = together(self._build_callbacks)
         self.forward = self._wrap(model)
         self.monitor_every = train.knn_monitor_every
         if self.monitor_every is None:
@@ -546,7 +542,7 @@ class Trainer:
             self._leave(together=True)
             return {}
         try:
-            together(self.runtime, self._start)
+            together(self._start)
         except BaseException:
             self._leave(together=False)
             raise
@@ -736,36 +732,6 @@ class Trainer:
             "images_per_sec": interval.steps * self.experiment.data.batch_size / max(seconds, 1e-9),
         }
         return record, interval.steps
-
-
-def together(runtime: Runtime, action: Callable[[], T]) -> T:
-    """``action()`` on every rank, then stop every rank when one failed (rank 0 finding the run locked by another
-    process, or a callback built on rank 0 only being broken) with that rank's message, instead of leaving the
-    others to fail in their next collective with a connection error as the only message. A collective: every
-    rank must call it."""
-    failure: BaseException | None = None
-    result = None
-    try:
-        result = action()
-    except BaseException as exc:
-        failure = exc
-    reports = gather_objects(None if failure is None else failure_report(failure, runtime.rank))
-    if failure is not None:
-        raise failure
-    for report in reports:
-        if report is not None:
-            raise AnotherRankFailed(*report)
-    return result
-
-
-def failure_report(failure: BaseException, rank: int) -> tuple[str, int]:
-    """The message and exit status the other ranks stop with when ``failure`` stopped ``rank``: a simclr error's
-    own (the same message on every rank), otherwise one that names the rank and the error."""
-    if isinstance(failure, SimCLRError):
-        return str(failure), failure.exit_code
-    if isinstance(failure, KeyboardInterrupt):
-        return "interrupted", 130
-    return f"rank {rank} failed: {type(failure).__name__}: {failure}", 1
 
 
 def state_dict_mismatch(expected: dict[str, torch.Tensor], found: dict[str, Any]) -> str:

@@ -320,3 +320,95 @@ def simclr_register_losses(registry):
     registry.add("mined", torch.nn.Module, Params)
 """,
 }
+
+#: components with the mistakes plugin authors make, each found before a run writes anything
+PLUGIN_MISTAKES = """
+import torch
+from pydantic import BaseModel, ConfigDict
+import simclr
+from simclr.data import InMemoryImageDataset, TensorSplit
+
+
+class WrongDim(torch.nn.Module):
+    feature_dim = 16
+
+    def __init__(self, params, image_size):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        return self.conv(x).mean((2, 3))  # 8 features, not 16
+
+
+class Spatial(WrongDim):
+    feature_dim = 8
+
+    def forward(self, x):
+        return self.conv(x)  # [B, 8, H, W]: not pooled
+
+
+class BatchLimit(torch.nn.Module):
+    def forward(self, z1, z2):
+        raise ValueError(f"batch {len(z1)} > batch_limit 8")
+
+
+class AlwaysNaN(torch.nn.Module):
+    def forward(self, z1, z2):
+        return (z1 * z2).sum() * float("nan")
+
+
+class WrongArguments:
+    def __init__(self, params):
+        pass
+
+    @simclr.hookimpl
+    def simclr_on_log(self, run, rec):
+        pass
+
+
+class Labelled(InMemoryImageDataset):
+    image_size = 16
+
+    def __init__(self, train_labels, test_images):
+        images = torch.zeros(64, 3, 16, 16, dtype=torch.uint8)
+        train = TensorSplit(images[:32], torch.tensor(train_labels))
+        test = TensorSplit(test_images, torch.arange(len(test_images)) % 2)
+        super().__init__(TensorSplit(images), (train, test))
+        self.class_names = ["a", "b"]
+
+
+def unlabelled(params):  # labels -1 in the labelled splits
+    return Labelled([-1] * 32, torch.zeros(8, 3, 16, 16, dtype=torch.uint8))
+
+
+def one_class(params):
+    return Labelled([0] * 32, torch.zeros(8, 3, 16, 16, dtype=torch.uint8))
+
+
+def small_test(params):  # test images of another size than image_size
+    return Labelled([0, 1] * 16, torch.zeros(8, 3, 12, 12, dtype=torch.uint8))
+
+
+@simclr.hookimpl
+def simclr_register_backbones(registry):
+    registry.add("wrong_dim", WrongDim)
+    registry.add("spatial", Spatial)
+
+
+@simclr.hookimpl
+def simclr_register_losses(registry):
+    registry.add("batch_limit", lambda params: BatchLimit())
+    registry.add("always_nan", lambda params: AlwaysNaN())
+
+
+@simclr.hookimpl
+def simclr_register_callbacks(registry):
+    registry.add("wrong_arguments", WrongArguments)
+
+
+@simclr.hookimpl
+def simclr_register_datasets(registry):
+    registry.add("unlabelled", unlabelled)
+    registry.add("one_class", one_class)
+    registry.add("small_test", small_test)
+"""

@@ -18,7 +18,7 @@ import torch
 import torch.multiprocessing as mp
 import yaml
 from conftest import run_simclr
-from plugin_fixtures import make_distribution
+from plugin_fixtures import PLUGIN_MISTAKES, make_distribution
 
 from simclr import config
 from simclr import evaluate as evaluate_module
@@ -448,28 +448,11 @@ def test_nproc_on_a_run_another_process_trains_exits_2_once_with_nothing_written
     assert (run / "config.yaml").read_text() == config_before and load_checkpoint(run)["global_step"] == 3
 
 
-WRONG_HOOK_ARGUMENTS = """
-import simclr
-
-class Callback:
-    def __init__(self, params):
-        pass
-
-    @simclr.hookimpl
-    def simclr_on_log(self, run, rec):
-        pass
-
-@simclr.hookimpl
-def simclr_register_callbacks(registry):
-    registry.add("wrong_arguments", Callback)
-"""
-
-
 @pytest.mark.slow
 def test_nproc_with_a_broken_callback_exits_2_once(tmp_path):
     """Callbacks are built on rank 0 only: its error stops the other ranks too, rather than leaving them in DDP's
     first collective (a gloo traceback here, a hang until the timeout under NCCL)."""
-    make_distribution(tmp_path / "site", "acme-callbacks", {"acme": WRONG_HOOK_ARGUMENTS})
+    make_distribution(tmp_path / "site", "acme-mistakes", {"acme": PLUGIN_MISTAKES})
     exp = tmp_path / "quick.yaml"
     train = {**QUICK["train"], "callbacks": [{"name": "wrong_arguments"}]}
     exp.write_text(yaml.safe_dump({**QUICK, "train": train, "eval": {"after_train": False}}))

@@ -76,13 +76,17 @@ def run(args: argparse.Namespace) -> int:
     err.print(f"run directory: {run_dir}", highlight=False)
     if record:
         err.print(f"final epoch loss {record.get('loss', float('nan')):.4f}", highlight=False)
-    if experiment.eval.after_train:
-        from simclr.cli.eval_cmd import evaluate_and_report
-
-        built = (experiment.data.dataset.model_dump(mode="json"), trainer.dataset)
-        evaluate_and_report(run_dir, device=args.device, built=built)
-    else:
+    if not experiment.eval.after_train:
         _warn_of_a_stale_evaluation(run_dir, trainer.epoch)
+        return 0
+    from simclr.cli.eval_cmd import evaluate_and_report
+    from simclr.runtime import free_memory
+
+    built = (experiment.data.dataset.model_dump(mode="json"), trainer.dataset)
+    device = trainer.runtime.device
+    del trainer  # the model, optimizer state and device-resident images are not needed to evaluate
+    free_memory(device)
+    evaluate_and_report(run_dir, device=args.device, built=built)
     return 0
 
 

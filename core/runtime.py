@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import random
@@ -126,6 +127,14 @@ def exact_float32() -> Iterator[None]:
         yield
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def free_memory(device: torch.device) -> None:
+    """Give back the memory of objects just dropped (a finished run's model, optimizer state and device-resident
+    data) before the next job on ``device`` needs it: an evaluation, or a sweep's next run."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def seed_everything(seed: int) -> None:

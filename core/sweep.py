@@ -13,7 +13,6 @@ values), then ``--set`` from the command line.
 from __future__ import annotations
 
 import copy
-import gc
 import itertools
 import json
 import logging
@@ -391,6 +390,7 @@ def _stopped(sweep: Sweep, combo: Combination | None) -> SweepInterrupted:
 
 def run_combination(sweep: Sweep, combo: Combination, device: str | None = None, show_progress: bool = True) -> str:
     """Train (or resume) and evaluate one combination as its state requires; returns its final state."""
+    from simclr.runtime import free_memory
     from simclr.trainer import Trainer
 
     state = run_state(combo, sweep.evaluate)
@@ -414,9 +414,9 @@ def run_combination(sweep: Sweep, combo: Combination, device: str | None = None,
             log.error("sweep: %s failed: %s", combo.name, exc)
             return "failed"
         finally:
-            cuda = trainer.runtime.device.type == "cuda"
+            device = trainer.runtime.device
             del trainer
-            _free_memory(cuda)
+            free_memory(device)
         _write_record(combo, sweep, "trained")
     if sweep.evaluate:
         from simclr.evaluate import evaluate_run
@@ -424,15 +424,6 @@ def run_combination(sweep: Sweep, combo: Combination, device: str | None = None,
         log.info("sweep: %s: evaluating", combo.name)
         evaluate_run(combo.run_dir, device=device or "auto", progress=show_progress)
     return "finished"
-
-
-def _free_memory(cuda: bool) -> None:
-    """Free the model and data of a finished run before the next one starts."""
-    import torch
-
-    gc.collect()
-    if cuda:
-        torch.cuda.empty_cache()
 
 
 def run_sequential(

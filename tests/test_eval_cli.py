@@ -169,3 +169,32 @@ def test_train_evaluates_with_the_dataset_it_trained_on_built_once(tmp_path, mon
     assert main(resume) == 0 and len(built) == 4
     result = json.loads((run / "eval.json").read_text())
     assert result["dataset_params"]["test_fraction"] == 0.25 and result["num_test"] == 450
+
+
+def test_train_lets_go_of_the_trained_model_before_it_evaluates(tmp_path, monkeypatch):
+    """The evaluation after training must not share the device with the run's model, optimizer state and
+    device-resident images: the trainer is collected before it starts (what frees a GPU's memory)."""
+    import weakref
+
+    import simclr.cli.eval_cmd as eval_cmd
+    import simclr.trainer as trainer_module
+
+    trainers = []
+
+    class Recorded(trainer_module.Trainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            trainers.append(weakref.ref(self))
+
+    alive_at_evaluation = []
+
+    def evaluate(run_dir, device=None, built=None):
+        alive_at_evaluation.append([ref() is not None for ref in trainers])
+        return {}
+
+    monkeypatch.setattr(trainer_module, "Trainer", Recorded)
+    monkeypatch.setattr(eval_cmd, "evaluate_and_report", evaluate)
+    config = {**CONFIG, "train": {"seed": 3, "epochs": 1, "max_steps_per_epoch": 1, "device": "cpu"}}
+    (tmp_path / "exp.yaml").write_text(yaml.safe_dump({**config, "eval": {**CONFIG["eval"], "after_train": True}}))
+    assert main(["train", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert alive_at_evaluation == [[False]]

@@ -228,19 +228,29 @@ class Trainer:
         device: str | None = None,
         show_progress: bool = True,
     ):
-        """Build everything and check the run directory; nothing is written until :meth:`fit`."""
-        from simclr.datastream import ViewStream
-
+        """Build everything and check the run directory; nothing is written until :meth:`fit`. Under torchrun this
+        joins the process group, and leaves it again when something here fails."""
         self.experiment = experiment
         self.run_dir = run_dir
         self.resume = resume
         self.overwrite = overwrite
         self.strict_plugins = strict_plugins
         self.show_progress = show_progress
-        train = experiment.train
-        self.runtime = make_runtime(train, device)
+        self.runtime = make_runtime(experiment.train, device)
         #: the run directory's lock while this process trains it (rank 0's, from :meth:`_start`)
         self.lock: IO[str] | None = None
+        try:
+            self._build()
+        except BaseException:
+            shutdown(self.runtime)
+            raise
+
+    def _build(self) -> None:
+        """Everything :meth:`__init__` promises, once the runtime is there."""
+        from simclr.datastream import ViewStream
+
+        experiment, run_dir, train = self.experiment, self.run_dir, self.experiment.train
+        resume, overwrite = self.resume, self.overwrite
         state = load_checkpoint(run_dir, "cpu") if resume else None
         if not resume:
             check_new_run_dir(run_dir, overwrite)

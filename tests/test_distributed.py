@@ -501,6 +501,25 @@ def shutdown_worker(rank: int, world_size: int, port: int, out: Path) -> None:
     (out / f"rank-{rank}").write_text(f"{time.monotonic() - started} {torch.distributed.is_initialized()}")
 
 
+def failing_trainer_worker(rank: int, world_size: int, port: int, out: Path) -> None:
+    """Both ranks join the process group, then find the run to resume has no checkpoint."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK="0"
+    )
+    try:
+        Trainer(step_experiment("nt_xent"), out / "no-run", resume=True, device="cpu", show_progress=False)
+    except UserError as exc:
+        joined = torch.distributed.is_initialized()
+        (out / f"rank-{rank}").write_text(f"{joined} {type(exc).__name__}")
+
+
+def test_a_trainer_that_cannot_start_leaves_the_process_group(tmp_path):
+    """Under torchrun the trainer joins the process group first: a rank whose trainer then fails leaves it (so
+    the process exits without NCCL's warnings, and its peers see it gone rather than wait for it)."""
+    mp.spawn(failing_trainer_worker, args=(2, free_port(), tmp_path), nprocs=2, join=True)
+    assert [(tmp_path / f"rank-{rank}").read_text() for rank in range(2)] == ["False UserError"] * 2
+
+
 def test_ranks_leave_the_process_group_together(tmp_path):
     mp.spawn(shutdown_worker, args=(2, free_port(), tmp_path), nprocs=2, join=True)
     waited, initialized = (tmp_path / "rank-1").read_text().split()

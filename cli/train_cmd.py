@@ -92,14 +92,9 @@ def run(args: argparse.Namespace) -> int:
 
 def _warn_of_a_stale_evaluation(run_dir: Path, epoch: int) -> None:
     """A resume that trained on leaves the run's eval.json describing an earlier epoch."""
-    import json
+    from simclr.rundir import EVAL_FILE, read_json_object
 
-    from simclr.rundir import EVAL_FILE
-
-    try:
-        evaluated = json.loads((run_dir / EVAL_FILE).read_text()).get("epoch")
-    except (OSError, ValueError, AttributeError):
-        return
+    evaluated = (read_json_object(run_dir / EVAL_FILE) or {}).get("epoch")
     if isinstance(evaluated, int) and evaluated < epoch:
         err.print(
             f"{run_dir / EVAL_FILE} is the evaluation of epoch {evaluated}, not of the {epoch} trained now; "

@@ -63,6 +63,16 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _lookup(data: Any, path: str, default: Any = None) -> Any:
+    """The value at the dotted ``path`` in ``data``, or ``default`` where a level is missing or is not a mapping
+    (a hand-edited or foreign config.yaml); a value that should be a mapping is returned only as one."""
+    for key in path.split("."):
+        if not isinstance(data, dict) or key not in data:
+            return default
+        data = data[key]
+    return data if isinstance(data, dict) or not isinstance(default, dict) else default
+
+
 def _loss_label(loss: dict[str, Any]) -> tuple[str, Any]:
     """(name with its word-valued params, e.g. ``nt_logistic (sample)``, the temperature or margin)."""
     words = [str(v) for k, v in loss.items() if k != "name" and isinstance(v, str)]
@@ -80,9 +90,10 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
         log.warning("report: %s: %s is not what simclr writes (%s); no train time shown", run_dir, TRAINING_FILE, exc)
         trained = {}
     relative = run_dir.relative_to(root).as_posix()
-    loss_config = config.get("loss", {})
+    loss_config = _lookup(config, "loss", {})
     loss, tm = _loss_label(loss_config)
-    optimizer = config.get("optimizer", {})
+    optimizer = _lookup(config, "optimizer", {})
+    order = record.get("index")
     seconds, images = trained.get("train_seconds"), trained.get("images")
     row: dict[str, Any] = {
         "run": record.get("name") or (relative if relative != "." else run_dir.resolve().name),
@@ -90,15 +101,15 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
         "path": str(run_dir),  # as reached from the current folder
         "status": "finished" if result else "failed" if record.get("status") == "failed" else "not evaluated",
         "error": "" if result else record.get("error", ""),
-        "dataset": result.get("dataset") or config.get("data", {}).get("dataset", {}).get("name", ""),
-        "backbone": config.get("model", {}).get("backbone", {}).get("name", ""),
+        "dataset": result.get("dataset") or _lookup(config, "data.dataset.name", ""),
+        "backbone": _lookup(config, "model.backbone.name", ""),
         "loss": loss,
         "loss_params": {k: v for k, v in loss_config.items() if k != "name"},
         "t_m": tm,
         "optimizer": optimizer.get("name", ""),
         "lr": optimizer.get("lr"),
-        "batch": config.get("data", {}).get("batch_size"),
-        "epochs": result.get("epoch", config.get("train", {}).get("epochs")),
+        "batch": _lookup(config, "data.batch_size"),
+        "epochs": result.get("epoch", _lookup(config, "train.epochs")),
         "trained_epochs": trained.get("epochs"),
         "linear_top1": result.get("linear", {}).get("top1"),
         "linear_top5": result.get("linear", {}).get("top5"),
@@ -109,7 +120,7 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
         "baseline_top1": result.get("baseline", {}).get("linear", {}).get("top1"),
         "train_seconds": seconds,
         "images_per_sec": images / seconds if seconds and images is not None else None,
-        "order": record.get("index", float("inf")),
+        "order": order if isinstance(order, int | float) and not isinstance(order, bool) else float("inf"),
     }
     if "reported" in record:
         row["reported"] = record["reported"]
@@ -121,12 +132,15 @@ def collect(root: str | Path) -> list[dict[str, Any]]:
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"{root}: no such directory")
-    rows = []
+    rows, skipped = [], 0
     for run_dir in _run_dirs(root):
         try:
             rows.append(_row(run_dir, root))
         except (AttributeError, TypeError, ValueError, KeyError) as exc:  # a damaged or foreign file's shape
             log.warning("report: skipped %s: its %s is not what simclr writes (%s)", run_dir, EVAL_FILE, exc)
+            skipped += 1
+    if skipped and not rows:
+        raise UserError(f"{root}: no {EVAL_FILE} under it that simclr can read ({skipped} skipped, see above)")
     if not rows:
         raise UserError(f"{root}: no {EVAL_FILE} under it; evaluate runs with `simclr eval RUN_DIR` first")
     return sorted(rows, key=lambda r: (str(Path(r["dir"]).parent), r["order"], r["dir"]))

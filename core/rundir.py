@@ -4,6 +4,7 @@ made."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -177,6 +178,16 @@ def create_run_dir(path: Path, overwrite: bool) -> None:
 
 def last_checkpoint(run_dir: Path) -> Path:
     return run_dir / CHECKPOINTS / LAST_CHECKPOINT
+
+
+def read_json_object(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``; None where there is none: no file, an unreadable one, or one that is not a
+    JSON object (damaged, or not simclr's)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def run_dir_config(run_dir: Path) -> dict[str, Any]:

@@ -32,7 +32,16 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from simclr.atomic import write_json
 from simclr.config import Positions, apply_overrides, dump_yaml, load_yaml, validate, validation_issues
 from simclr.errors import ConfigError, ConfigIssue, SimCLRError, TrainingError, UserError
-from simclr.rundir import CONFIG_FILE, EVAL_FILE, RUN_MARKER, is_run_dir, is_unused, last_checkpoint, run_dir_config
+from simclr.rundir import (
+    CONFIG_FILE,
+    EVAL_FILE,
+    RUN_MARKER,
+    is_run_dir,
+    is_unused,
+    last_checkpoint,
+    read_json_object,
+    run_dir_config,
+)
 from simclr.schema import Experiment, Strict
 
 log = logging.getLogger("simclr")
@@ -318,11 +327,7 @@ def _annotated(key: tuple[str, str, str], names: list[str], total: int) -> Confi
 # ---- state of a run directory ----------------------------------------------------------------------------
 def read_record(run_dir: Path) -> dict[str, Any]:
     """The run's sweep.json; {} when it is missing or damaged (not a JSON object)."""
-    try:
-        record = json.loads((run_dir / SWEEP_RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # ValueError: not JSON, or not UTF-8
-        return {}
-    return record if isinstance(record, dict) else {}
+    return read_json_object(run_dir / SWEEP_RECORD) or {}
 
 
 def _write_record(combo: Combination, sweep: Sweep, status: str, error: str | None = None) -> None:
@@ -366,11 +371,8 @@ def run_state(combo: Combination, evaluate: bool) -> str:
 
 def _evaluated(run_dir: Path, epoch: int | None) -> bool:
     """Whether ``run_dir`` has an eval.json of the checkpoint that trained ``epoch`` epochs (None: of any)."""
-    try:
-        result = json.loads((run_dir / EVAL_FILE).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return False
-    return epoch is None or (isinstance(result, dict) and result.get("epoch") == epoch)
+    result = read_json_object(run_dir / EVAL_FILE)
+    return result is not None and (epoch is None or result.get("epoch") == epoch)
 
 
 # ---- running ---------------------------------------------------------------------------------------------
@@ -414,9 +416,9 @@ def run_combination(sweep: Sweep, combo: Combination, device: str | None = None,
             log.error("sweep: %s failed: %s", combo.name, exc)
             return "failed"
         finally:
-            device = trainer.runtime.device
+            trained_on = trainer.runtime.device
             del trainer
-            free_memory(device)
+            free_memory(trained_on)
         _write_record(combo, sweep, "trained")
     if sweep.evaluate:
         from simclr.evaluate import evaluate_run

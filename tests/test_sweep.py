@@ -16,7 +16,7 @@ import yaml
 import simclr
 from simclr.cli.main import main
 from simclr.plugin_manager import plugin_system
-from simclr.sweep import child_command, load_sweep, run_parallel
+from simclr.sweep import child_command, load_sweep, run_combination, run_parallel, run_state
 
 pytestmark = pytest.mark.slow
 
@@ -146,6 +146,29 @@ def test_interrupted_sweep_resumes_and_skips_what_finished(tmp_path, capsys):
     assert main(["sweep", str(sweep), "--out", str(out), "--set", "train.epochs=2"]) == 2
     message = capsys.readouterr().err
     assert f"{checkpoint}: not a readable checkpoint" in message and "Traceback" not in message
+
+
+def test_a_sweep_evaluates_on_the_device_it_was_asked_for_not_the_one_training_used(tmp_path, monkeypatch):
+    """No --device: each run trains on its train.device (cpu here) and is evaluated on `auto`, as `simclr eval`
+    would be (on a GPU machine, a run trained with train.device: cpu is still probed on the GPU)."""
+    import simclr.evaluate
+
+    asked = []
+    monkeypatch.setattr(simclr.evaluate, "evaluate_run", lambda run_dir, device, progress: asked.append(device))
+    sweep = load_sweep(write_sweep(tmp_path, "base: base.yaml\ngrid:\n  loss.temperature: [0.2]\n"), out=tmp_path)
+    combo = sweep.combinations[0]
+    assert run_combination(sweep, combo, show_progress=False) == "finished"
+    assert asked == ["auto"]
+    # the stand-in wrote no eval.json, so a re-run evaluates; so does one whose eval.json is damaged
+    assert run_state(combo, evaluate=True) == "evaluate"
+    (combo.run_dir / "eval.json").write_bytes(b"\xff\xfe{")
+    assert run_state(combo, evaluate=True) == "evaluate"
+    (combo.run_dir / "eval.json").unlink()
+    (combo.run_dir / "eval.json").mkdir()
+    assert run_state(combo, evaluate=True) == "evaluate"
+    (combo.run_dir / "eval.json").rmdir()
+    (combo.run_dir / "eval.json").write_text(json.dumps({"epoch": 1}))
+    assert run_state(combo, evaluate=True) == "finished"
 
 
 def test_a_typo_in_the_last_combination_fails_before_any_run(tmp_path, capsys):
@@ -407,6 +430,27 @@ def test_report_skips_damaged_or_foreign_results_with_a_warning(tmp_path, caplog
     assert f"report: {root / 'good'}: training.json is not what simclr writes" in caplog.text
     for name in ("a-list", "odd-shape", "binary"):
         assert f"report: skipped {root / name}: its eval.json is not what simclr writes" in caplog.text
+
+
+def test_report_shows_a_run_whose_config_or_sweep_record_is_hand_edited_with_blank_cells(tmp_path):
+    """eval.json holds the results: a config.yaml whose sections are not mappings, or a sweep.json whose index is
+    not a number, blanks the cells they fill but keeps the row."""
+    root = tmp_path / "runs"
+    good = config_of("resnet18", {"name": "nt_xent", "temperature": 0.5}, {"name": "adam", "lr": 0.001})
+    fake_run(root / "good", good, result_of(60.0, {}, 50.0), [], record={"name": "good", "index": 0})
+    odd = {"loss": ["nt_xent"], "optimizer": 5, "model": {"backbone": "resnet18"}, "data": None}
+    fake_run(root / "odd", odd, result_of(40.0, {}, 30.0), [], record={"name": "odd", "index": "first"})
+    assert main(["report", str(root)]) == 0
+    rows = [line.split(" | ") for line in (root / "report.md").read_text().splitlines()[2:]]
+    assert [row[0].strip("| ") for row in rows] == ["good", "odd"]  # a number's order first, the odd one after
+    assert rows[1][1:6] == ["", "", "", "", ""] and rows[1][6:8] == ["80", "40.0"]  # epochs and results: eval.json
+
+
+def test_report_of_a_folder_of_unreadable_results_says_they_were_skipped(tmp_path, capsys):
+    fake_run(tmp_path / "run", {}, None, [])
+    (tmp_path / "run" / "eval.json").write_text("[]")
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no eval.json under it that simclr can read (1 skipped, see above)" in capsys.readouterr().err
 
 
 def test_a_damaged_run_config_in_a_sweep_is_an_error_not_a_traceback(tmp_path, capsys):

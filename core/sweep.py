@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -463,13 +464,15 @@ def run_parallel(
     """Run each combination as ``command(combo)`` in a subprocess that sees one GPU, one per GPU at a time.
 
     A child's output goes to ``<sweep dir>/logs/<name>.log``. Ctrl-C reaches the children too (same process
-    group): each saves its checkpoint, and this waits for them before raising :class:`SweepInterrupted`.
+    group); SIGTERM to this process, or a child stopped alone (exit 130), is passed on to the others as SIGTERM:
+    each saves its checkpoint, and this waits for them before raising :class:`SweepInterrupted`.
     """
     pending = [c for c in combos if run_state(c, sweep.evaluate) not in ("finished", "failed")]
     logs = sweep.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     free = list(gpus)
     running: dict[str, tuple[subprocess.Popen, str]] = {}
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         while pending or running:
             while pending and free:
@@ -492,9 +495,18 @@ def run_parallel(
                     log.error("sweep: %s exited with status %d; see %s", name, code, logs / f"{name}.log")
     except KeyboardInterrupt:
         for process, _ in running.values():
+            if process.poll() is None:  # one that Ctrl-C reached already just goes on stopping
+                process.send_signal(signal.SIGTERM)
+        for process, _ in running.values():
             process.wait()
         raise _stopped(sweep, None) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return {c.name: run_state(c, sweep.evaluate) for c in combos}
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def child_command(sweep: Sweep, combo: Combination, overrides: Sequence[str]) -> list[str]:

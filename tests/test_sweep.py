@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import signal
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ import yaml
 import simclr
 from simclr.cli.main import main
 from simclr.plugin_manager import plugin_system
-from simclr.sweep import child_command, load_sweep, run_combination, run_parallel, run_state
+from simclr.sweep import SweepInterrupted, child_command, load_sweep, run_combination, run_parallel, run_state
 
 pytestmark = pytest.mark.slow
 
@@ -223,6 +225,46 @@ def test_one_process_per_gpu(tmp_path):
     for combo in sweep.combinations:
         assert (combo.run_dir / "eval.json").is_file()
         assert "evaluating" in (tmp_path / "out" / "logs" / f"{combo.name}.log").read_text()
+
+
+STOPPABLE_CHILD = """
+import signal, sys, time, pathlib
+folder = pathlib.Path(sys.argv[1])
+def stop(signum, frame):
+    (folder / f"{sys.argv[2]}-got-{signal.Signals(signum).name}").touch()
+    sys.exit(130)
+signal.signal(signal.SIGTERM, stop)
+(folder / f"{sys.argv[2]}-ready").touch()
+while not all((folder / f"{name}-ready").exists() for name in ("a", "b")):
+    time.sleep(0.05)
+if sys.argv[3] == "exit":  # stopped on its own, as by a SIGTERM sent to it alone
+    sys.exit(130)
+if sys.argv[3] == "kill-parent":
+    import os
+    os.kill(os.getppid(), signal.SIGTERM)
+time.sleep(60)
+"""
+
+
+@pytest.mark.parametrize("first", ["exit", "kill-parent"])
+def test_a_parallel_sweep_passes_a_stop_on_to_every_child(tmp_path, first):
+    """A child that exits 130, or SIGTERM to the sweep itself, stops every other child with SIGTERM (each saves
+    its checkpoint) instead of waiting for their runs to end."""
+    sweep = load_sweep(write_sweep(tmp_path, GRID.replace("[0.001, 0.01]", "[0.001]")), out=tmp_path / "out")
+    script = tmp_path / "child.py"
+    script.write_text(STOPPABLE_CHILD)
+    roles = {sweep.combinations[0].name: ("a", first), sweep.combinations[1].name: ("b", "wait")}
+
+    def command(combo):
+        return [sys.executable, str(script), str(tmp_path), *roles[combo.name]]
+
+    started = time.monotonic()
+    with pytest.raises(SweepInterrupted):
+        run_parallel(sweep, sweep.combinations, ["0", "1"], command, poll_seconds=0.1)
+    assert time.monotonic() - started < 30
+    assert (tmp_path / "b-got-SIGTERM").exists()
+    assert (tmp_path / "a-got-SIGTERM").exists() == (first == "kill-parent")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # this process's own handling is back
 
 
 # ---- simclr report on fabricated runs ------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Public API: :func:`create` builds a validated component, :func:`create_ref` one named by a :class:`ComponentRef`
 field (:data:`DataPath` types a path param), :func:`available` lists installed ones, :func:`names` lists names of
-one kind, :data:`hookimpl` marks a plugin's hook implementations.
+one kind, :data:`hookimpl` marks a plugin's hook implementations, which receive a :class:`Registrar` (registration
+hooks) or a :class:`RunContext` (lifecycle hooks).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from simclr.errors import (
     TrainingError,
     UserError,
 )
-from simclr.hookspecs import hookimpl
-from simclr.registry import CHECKING_DEFAULTS, KINDS, NoParams
+from simclr.hookspecs import RunContext, hookimpl
+from simclr.registry import CHECKING_DEFAULTS, KINDS, NoParams, Registrar
 
 if TYPE_CHECKING:
     from simclr.pretrained import Pretrained
@@ -37,6 +38,8 @@ __all__ = [
     "DataPath",
     "NoParams",
     "PluginError",
+    "Registrar",
+    "RunContext",
     "SimCLRError",
     "TrainingError",
     "UserError",

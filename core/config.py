@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from simclr.errors import COMPONENT_REF_ERROR, COMPONENT_REF_SCHEMA_KEY, ConfigError, ConfigIssue, SimCLRError
-from simclr.schema import ComponentSection, Experiment
+from simclr.schema import CallbackSection, ComponentSection, Experiment
 
 PathKey = tuple[str | int, ...]
 Positions = dict[PathKey, str]
@@ -317,7 +317,6 @@ def validate(
         raise ConfigError(non_finite + [issue for issue in issues if issue.path not in flagged])
     if experiment.train.callbacks is None:
         from simclr.plugin_manager import plugin_system
-        from simclr.schema import CallbackSection
 
         names = plugin_system().registry.defaults(CallbackSection.kind)
         experiment.train.callbacks = [CallbackSection(name=name) for name in names]

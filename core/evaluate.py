@@ -23,7 +23,7 @@ from torch.utils.data import Subset
 
 from simclr.atomic import write_json
 from simclr.checkpoint import load_checkpoint, refuse_a_folder_of_runs
-from simclr.config import experiment_from_dict, with_install_hints
+from simclr.config import experiment_from_dict, validation_issues, with_install_hints
 from simclr.data import ImageDataset, TensorSplit, check_split_images
 from simclr.distributed import gather_shards, world_size
 from simclr.errors import ConfigError, PluginError, UserError
@@ -35,18 +35,6 @@ from simclr.runtime import exact_float32
 from simclr.schema import EvalConfig, Experiment
 
 log = logging.getLogger("simclr")
-
-__all__ = [
-    "EVAL_FILE",
-    "eval_path",
-    "evaluate_run",
-    "extract_features",
-    "few_label_probe",
-    "knn_monitor",
-    "knn_probe",
-    "linear_probe",
-    "resolve_target",
-]
 
 
 def resolve_target(target: Path) -> tuple[Path, Path]:
@@ -189,7 +177,7 @@ def _eval_config(eval_cfg: EvalConfig, **changes: Any) -> EvalConfig:
     try:
         return EvalConfig.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors(include_url=False))
+        problems = "; ".join(f"{issue.path}: {issue.message}" for issue in validation_issues(exc, ("eval",)))
         raise UserError(f"invalid evaluation setting: {problems}") from None
 
 
@@ -218,8 +206,10 @@ def build_encoder(
     return model if representation == "projection" else model.backbone
 
 
-def labelled_splits(dataset: ImageDataset, name: str) -> tuple[Any, Any]:
-    """The dataset's labelled (train, test) splits, checked: there, not empty, images of the dataset's shape."""
+def labelled_splits(dataset: ImageDataset, name: str, ks: Sequence[int] = ()) -> tuple[Any, Any]:
+    """The dataset's labelled (train, test) splits, checked: there, not empty, images of the dataset's shape, and
+    where their labels are in memory (:class:`TensorSplit`), labels that can be probed with few-label sizes ``ks``
+    (:func:`check_labels`); other splits' labels are known only once their features are extracted."""
     splits = dataset.eval_splits()
     if splits is None:
         raise UserError(
@@ -232,6 +222,9 @@ def labelled_splits(dataset: ImageDataset, name: str) -> tuple[Any, Any]:
         raise UserError(f"dataset '{name}' has an empty evaluation split")
     for split, which in zip(splits, ("labelled train", "labelled test"), strict=True):
         check_split_images(dataset, split, which, name)
+    train, test = splits
+    if isinstance(train, TensorSplit) and isinstance(test, TensorSplit):
+        check_labels(dataset, name, train.labels, test.labels, ks)
     return splits
 
 
@@ -356,10 +349,7 @@ def evaluate_run(
     reusable = built is not None and built[0] == experiment.data.dataset.model_dump(mode="json")
     data = built[1] if reusable else experiment.data.dataset.build()
     name = experiment.data.dataset.name
-    train_split, test_split = labelled_splits(data, name)
-    labels_at_hand = isinstance(train_split, TensorSplit) and isinstance(test_split, TensorSplit)
-    if labels_at_hand:  # checked before any feature is extracted
-        check_labels(data, name, train_split.labels, test_split.labels, cfg.labels_per_class)
+    train_split, test_split = labelled_splits(data, name, cfg.labels_per_class)
     image_size = state.get("image_size", data.image_size)
     mean, std = trained_normalisation(state, lambda: data)
     labelled_data = data.eval_fingerprint() if cache else None  # the hashes key the cache only
@@ -401,8 +391,7 @@ def evaluate_run(
             build_encoder(experiment, image_size, state["model"], checkpoint, cfg.representation), "pre-trained"
         ),
     )
-    if not labels_at_hand:
-        check_labels(data, name, pretrained.train_y, pretrained.test_y, cfg.labels_per_class)
+    check_labels(data, name, pretrained.train_y, pretrained.test_y, cfg.labels_per_class)  # of any kind of split
     if cfg.knn_k > len(pretrained.train_y):
         log.warning(
             "eval.knn_k %d is more than the %d labelled training images: kNN uses k=%d",

@@ -269,9 +269,3 @@ def plugin_system() -> PluginSystem:
     if _system is None:
         _system = load_plugins()
     return _system
-
-
-def reset_plugins() -> None:
-    """Forget loaded plugins (after installing or disabling one in the running process)."""
-    global _system
-    _system = None

@@ -116,6 +116,11 @@ class Component:
     provider: Provider
     default: bool = False
 
+    @property
+    def label(self) -> str:
+        """How messages name it: ``loss 'my_loss' from plugin 'example' (distribution simclr-plugin-example 1.0)``."""
+        return f"{self.kind} '{self.name}' from {self.provider}"
+
     def parse(self, params: dict[str, Any]) -> BaseModel:
         """``params`` validated by this component's params model (raises pydantic's ValidationError). Defaults
         are validated like given values (pydantic takes them as they are), so a default ``"~/data"`` of a
@@ -144,13 +149,11 @@ class Component:
         except SimCLRError:
             raise
         except Exception as exc:
-            raise PluginError(
-                f"{self.kind} '{self.name}' from {self.provider} failed to build: {type(exc).__name__}: {exc}"
-            ) from exc
+            raise PluginError(f"{self.label} failed to build: {type(exc).__name__}: {exc}") from exc
         spec = KINDS[self.kind]
         if not spec.check(obj):
             raise PluginError(
-                f"{self.kind} '{self.name}' from {self.provider} returned {type(obj).__name__}{spec.detail(obj)}, "
+                f"{self.label} returned {type(obj).__name__}{spec.detail(obj)}, "
                 f"but {'an' if self.kind[0] in 'aeiou' else 'a'} {self.kind} factory, {spec.factory_signature}, "
                 f"must return {spec.returns}."
             )

@@ -43,6 +43,10 @@ class Runtime:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=DTYPES[self.precision])
 
+    def rng_kept(self) -> contextlib.AbstractContextManager:
+        """A block whose random draws leave the CPU's and this device's generators as they were (a trial run)."""
+        return torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [])
+
     def grad_scaler(self) -> torch.amp.GradScaler:
         """A GradScaler that is active only for fp16."""
         return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")

@@ -11,7 +11,6 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,9 +20,10 @@ from torch import nn
 from simclr import config as config_module
 from simclr.atomic import write_json
 from simclr.checkpoint import load_checkpoint, remove_partial_writes, save_checkpoint
-from simclr.data import TensorSplit, check_split_images
+from simclr.data import check_split_images
 from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm, together
 from simclr.errors import PluginError, SimCLRError, TrainingError, UserError
+from simclr.hookspecs import RunContext
 from simclr.metrics import MetricTracker
 from simclr.model import SimCLRModel
 from simclr.plugin_manager import plugin_system
@@ -50,19 +50,6 @@ class Interrupted(SimCLRError):
     exit_code = 130
 
 
-@dataclass
-class RunContext:
-    """What lifecycle hooks receive."""
-
-    dir: Path
-    experiment: Experiment
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    runtime: Runtime
-    epoch: int = 0
-    step: int = 0
-
-
 def loss_output_problem(loss: Any, diagnostics: Any) -> str | None:
     """What breaks the loss contract in one call's outputs, from their types and shapes alone (no device sync):
     a scalar float tensor with a gradient path, and a dict of single-value tensors as ``diagnostics``."""
@@ -76,12 +63,12 @@ def loss_output_problem(loss: Any, diagnostics: Any) -> str | None:
         problem = f"a {loss.dtype} tensor" if not loss.is_floating_point() else "a tensor without a gradient"
         return f"returned {problem}; the loss must be a float tensor computed from z1 and z2 (not detached)"
     if not isinstance(diagnostics, dict):
-        return f"has diagnostics of type {type(diagnostics).__name__}; they must be a dict of 0-dim tensors"
+        return f"has diagnostics of type {type(diagnostics).__name__}; they must be a dict of single-value tensors"
     for key, value in diagnostics.items():
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
             return (
-                f"has diagnostics['{key}'] = {described(value)}; each diagnostic is a 0-dim tensor left on the "
-                "device (no .item(): the trainer reads them every train.log_every steps)"
+                f"has diagnostics['{key}'] = {described(value)}; each diagnostic is a single-value tensor (such as a "
+                "0-dim mean) left on the device (no .item(): the trainer reads them every train.log_every steps)"
             )
     return None
 
@@ -91,8 +78,12 @@ def check_loss_output(loss: Any, loss_fn: Any, name: str) -> None:
     a plugin's mistake gets a message, not a traceback from ``backward()`` or the metric tracker."""
     problem = loss_output_problem(loss, getattr(loss_fn, "diagnostics", {}))
     if problem:
-        provider = plugin_system().registry.get("loss", name).provider
-        raise PluginError(f"loss '{name}' from {provider} {problem}")
+        raise PluginError(f"{component_label('loss', name)} {problem}")
+
+
+def component_label(kind: str, name: str) -> str:
+    """How messages name the ``kind`` ``name``: with its plugin and distribution."""
+    return plugin_system().registry.get(kind, name).label
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
@@ -177,7 +168,7 @@ def check_backbone_output(backbone: nn.Module, name: str, image_size: int, runti
         images = images.to(memory_format=torch.channels_last)
     backbone.eval()
     try:
-        with torch.random.fork_rng(devices=[runtime.device] if runtime.device.type == "cuda" else []):
+        with runtime.rng_kept():
             with torch.no_grad(), runtime.autocast():
                 features = backbone(images)
     except Exception as exc:
@@ -195,8 +186,7 @@ def check_backbone_output(backbone: nn.Module, name: str, image_size: int, runti
         for module, training in modes.items():
             module.training = training
     if problem:
-        provider = plugin_system().registry.get("backbone", name).provider
-        raise PluginError(f"backbone '{name}' from {provider} {problem}")
+        raise PluginError(f"{component_label('backbone', name)} {problem}")
 
 
 @contextmanager
@@ -263,7 +253,7 @@ class Trainer:
         self.dataset = experiment.data.dataset.build()
         check_split_images(self.dataset, self.dataset.pretrain_split(), "pre-training", experiment.data.dataset.name)
         if experiment.eval.after_train:
-            self._check_evaluable(experiment)
+            self._check_evaluable()
         model = build_model(experiment, self.dataset.image_size)
         if self.runtime.distributed and experiment.model.sync_batchnorm:
             model = global_batchnorm(model, self.runtime.device)
@@ -273,7 +263,7 @@ class Trainer:
         check_backbone_output(model.backbone, experiment.model.backbone.name, self.dataset.image_size, self.runtime)
         self.model = model
         self.loss_fn = experiment.loss.build().to(self.runtime.device)
-        self._try_loss(experiment)
+        self._try_loss()
         self.optimizer = experiment.optimizer.build(model)
         if self.runtime.is_main:
             _warn_of_untrained_parameters(model, self.optimizer, experiment.optimizer.name)
@@ -338,32 +328,31 @@ class Trainer:
             )
         return trained_normalisation(state, lambda: self.dataset)
 
-    def _check_evaluable(self, experiment: Experiment) -> None:
+    def _check_evaluable(self) -> None:
         """eval.after_train: the labelled splits are checked now, before anything is written, rather than found
         unusable after training (their labels too where they are in memory)."""
-        from simclr.evaluate import check_labels, labelled_splits
+        from simclr.evaluate import labelled_splits
 
-        name = experiment.data.dataset.name
+        name = self.experiment.data.dataset.name
         if self.dataset.eval_splits() is None:
             raise UserError(
                 f"eval.after_train is true but dataset '{name}' has no labelled train/test splits to evaluate on; "
                 "set eval.after_train: false (and evaluate later with `simclr eval RUN_DIR --dataset NAME`), or "
                 "give the dataset labelled splits"
             )
-        train, test = labelled_splits(self.dataset, name)
-        if isinstance(train, TensorSplit) and isinstance(test, TensorSplit):
-            check_labels(self.dataset, name, train.labels, test.labels, experiment.eval.labels_per_class)
+        labelled_splits(self.dataset, name, self.experiment.eval.labels_per_class)
 
-    def _try_loss(self, experiment: Experiment) -> None:
+    def _try_loss(self) -> None:
         """Call the loss once on random projections of the global batch's shape, before anything is written: a
         plugin's broken contract, or params that do not fit the batch (more sampled negatives than it has), is
         an error now rather than after the run directory exists. The RNG is left as it was."""
+        experiment = self.experiment
         projection = experiment.model.projection
         width = projection.out_dim if projection.layers else self.model.feature_dim
         device = self.runtime.device
         name = experiment.loss.name
         trial = f"random projections [{experiment.data.batch_size}, {width}] of each view"
-        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        with self.runtime.rng_kept():
             z1, z2 = torch.randn(2, experiment.data.batch_size, width, device=device, requires_grad=True)
             try:
                 loss = self.loss_fn(z1, z2)
@@ -376,8 +365,7 @@ class Trainer:
                 finite = bool(torch.isfinite(loss.detach()))
                 problem = None if finite else f"is {loss.item()} on {trial}; a loss must be finite on any projections"
         if problem:
-            provider = plugin_system().registry.get("loss", name).provider
-            raise PluginError(f"loss '{name}' from {provider} {problem}")
+            raise PluginError(f"{component_label('loss', name)} {problem}")
 
     def _wrap(self, model: nn.Module) -> nn.Module:
         if self.runtime.distributed:
@@ -529,8 +517,7 @@ class Trainer:
         callbacks = []
         for section in self.experiment.train.callbacks:
             callback = section.build()
-            provider = plugin_system().registry.get("callback", section.name).provider
-            plugin_system().check_hooks(callback, f"callback '{section.name}' from {provider}")
+            plugin_system().check_hooks(callback, component_label("callback", section.name))
             callbacks.append(callback)
         return callbacks
 

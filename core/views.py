@@ -366,7 +366,6 @@ class CPUViews:
         if s.blur:
             steps.append(v2.RandomApply([v2.GaussianBlur(s.blur_kernel_size, s.blur_sigma)], p=s.blur_p))
         steps.append(v2.Normalize(list(s.mean), list(s.std)))
-        self.settings = settings
         self.transform = v2.Compose(steps)
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -120,8 +120,8 @@ def test_invalid_params_are_config_errors():
 
 
 def test_the_backbone_check_changes_no_state_and_keeps_each_modules_mode():
-    """build_model's trial forward (of blank images, to check feature_dim) must leave the network as built: the
-    same weights and BatchNorm statistics, and a module a plugin froze in eval mode still frozen."""
+    """check_backbone_output's trial forward (of blank images, to check feature_dim) must leave the network as
+    built: the same weights and BatchNorm statistics, and a module a plugin froze in eval mode still frozen."""
     from simclr.runtime import Runtime
     from simclr.trainer import check_backbone_output
 

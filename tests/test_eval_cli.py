@@ -16,6 +16,8 @@ from simclr.checkpoint import save_checkpoint
 from simclr.cli.eval_cmd import evaluate_and_report, report_rows
 from simclr.cli.main import main
 from simclr.config import experiment_from_dict, resolved_dict
+from simclr.errors import UserError
+from simclr.evaluate import evaluate_run
 from simclr.trainer import build_model
 
 CONFIG = {
@@ -120,6 +122,10 @@ def test_bad_arguments_exit_2(run_dir, capsys):
     assert exit_info.value.code == 2 and "must be > 0" in capsys.readouterr().err
     assert main(["eval", str(run_dir), "--device", "cuda:7"]) == 2
     assert "--device cuda:7" in capsys.readouterr().err
+    # what argparse does not see, in Python: the schema's messages, without pydantic's "Value error, "
+    expected = "invalid evaluation setting: eval.linear.C: Input should be greater than 0; eval.labels_per_class: "
+    with pytest.raises(UserError, match=re.escape(expected + "every K must be >= 1") + "$"):
+        evaluate_run(run_dir, device="cpu", ks=[2, 0], C=-1.0)
 
 
 def test_evaluate_and_report_prints_and_returns(run_dir, capsys):

@@ -21,11 +21,12 @@ from simclr.checkpoint import load_checkpoint, save_checkpoint
 from simclr.config import experiment_from_dict, load_experiment, resolved_dict
 from simclr.data import InMemoryImageDataset, TensorSplit
 from simclr.errors import ConfigError, PluginError, UserError
-from simclr.evaluate import EVAL_FILE, check_labels, evaluate_run, extract_features, knn_monitor
+from simclr.evaluate import check_labels, evaluate_run, knn_monitor
 from simclr.export import export_backbone
-from simclr.features import FeatureSet, cache_key, cached_features
+from simclr.features import FeatureSet, cache_key, cached_features, extract_features
 from simclr.fingerprint import tensors_fingerprint
 from simclr.probes import knn_probe
+from simclr.rundir import EVAL_FILE
 from simclr.trainer import Trainer, build_model
 from simclr.views import normalize
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torchvision
 from torch import nn
 
-from .params import ResNetParams
+from simclr.plugins.backbones.params import ResNetParams
 
 #: images of at most this many pixels a side get the CIFAR stem unless the config says otherwise
 CIFAR_STEM_MAX_SIZE = 64

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-from .params import SmallResNetParams
+from simclr.plugins.backbones.params import SmallResNetParams
 
 
 class SmallResNet(nn.Module):

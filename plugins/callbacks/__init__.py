@@ -12,7 +12,7 @@ from simclr.plugins.callbacks.tensorboard import TensorBoard, TensorBoardParams
 
 
 @simclr.hookimpl
-def simclr_register_callbacks(registry):
+def simclr_register_callbacks(registry: simclr.Registrar) -> None:
     registry.add(
         "metrics_jsonl", MetricsJsonl, MetricsJsonlParams, "append every logged record to metrics.jsonl", default=True
     )

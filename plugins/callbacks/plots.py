@@ -7,6 +7,7 @@ import logging
 import math
 import time
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -85,15 +86,15 @@ class Plots:
         self.min_seconds = params.min_seconds
         self.last_drawn = time.monotonic()
 
-    def _draw(self, run) -> None:
+    def _draw(self, run: simclr.RunContext) -> None:
         plot_metrics(read_records(run.dir / self.metrics_file), run.dir / "plots")
         self.last_drawn = time.monotonic()
 
     @simclr.hookimpl
-    def simclr_on_checkpoint_saved(self, run, path) -> None:
+    def simclr_on_checkpoint_saved(self, run: simclr.RunContext, path: Path) -> None:
         if time.monotonic() - self.last_drawn >= self.min_seconds:
             self._draw(run)
 
     @simclr.hookimpl
-    def simclr_on_train_end(self, run, record: dict) -> None:
+    def simclr_on_train_end(self, run: simclr.RunContext, record: dict[str, Any]) -> None:
         self._draw(run)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field
 
 import simclr
@@ -25,23 +27,23 @@ class TensorBoard:
         self.writer = None
 
     @simclr.hookimpl
-    def simclr_on_train_start(self, run) -> None:
+    def simclr_on_train_start(self, run: simclr.RunContext) -> None:
         self.writer = self._writer_class(log_dir=str(run.dir / self.subdir))
 
     @simclr.hookimpl
-    def simclr_on_log(self, run, record: dict) -> None:
+    def simclr_on_log(self, run: simclr.RunContext, record: dict[str, Any]) -> None:
         self._write(record)
 
     @simclr.hookimpl
-    def simclr_on_epoch_end(self, run, epoch: int, record: dict) -> None:
+    def simclr_on_epoch_end(self, run: simclr.RunContext, epoch: int, record: dict[str, Any]) -> None:
         self._write(record)  # the epoch means, and the kNN monitor's knn_top1
 
-    def _write(self, record: dict) -> None:
+    def _write(self, record: dict[str, Any]) -> None:
         for key, value in record.items():
             if isinstance(value, int | float) and key not in ("epoch", "step"):
                 self.writer.add_scalar(f"{record['type']}/{key}", value, record["step"])
 
     @simclr.hookimpl
-    def simclr_on_train_end(self, run, record: dict) -> None:
+    def simclr_on_train_end(self, run: simclr.RunContext, record: dict[str, Any]) -> None:
         if self.writer is not None:
             self.writer.close()

@@ -9,9 +9,8 @@ import torch
 import torchvision
 
 from simclr.data import InMemoryImageDataset, TensorSplit
-
-from .files import load, require_files
-from .params import CIFAR10Params
+from simclr.plugins.datasets.files import load, require_files
+from simclr.plugins.datasets.params import CIFAR10Params
 
 CIFAR10 = torchvision.datasets.CIFAR10
 FILES = [name for name, _ in CIFAR10.train_list + CIFAR10.test_list] + [CIFAR10.meta["filename"]]

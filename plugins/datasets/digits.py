@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from simclr.data import InMemoryImageDataset, TensorSplit
-
-from .params import DigitsParams
+from simclr.plugins.datasets.params import DigitsParams
 
 
 def digit_images(image_size: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,8 +17,7 @@ from PIL import Image, ImageOps
 
 import simclr
 from simclr.data import LazyStatsImageDataset, TensorSplit
-
-from .params import ImageFolderParams
+from simclr.plugins.datasets.params import ImageFolderParams
 
 log = logging.getLogger("simclr")
 

@@ -13,9 +13,8 @@ from torch.utils.data import ConcatDataset, Dataset
 from torchvision.datasets.utils import check_integrity
 
 from simclr.data import LazyStatsImageDataset, TensorSplit
-
-from .files import load, require_files
-from .params import STL10Params
+from simclr.plugins.datasets.files import load, require_files
+from simclr.plugins.datasets.params import STL10Params
 
 CLASS_NAMES = ["airplane", "bird", "car", "cat", "deer", "dog", "horse", "monkey", "ship", "truck"]
 
@@ -28,7 +27,7 @@ class _STL10(torchvision.datasets.STL10):
 
     def _check_integrity(self) -> bool:
         folder = os.path.abspath(os.path.join(self.root, self.base_folder))
-        files = [(name, md5) for name, md5 in self.train_list + self.test_list if name in _files_of(self.split)]
+        files = _checksums(self.split)
         key = (folder, *(name for name, _ in files))
         if key not in self._verified and all(check_integrity(os.path.join(folder, n), md5) for n, md5 in files):
             self._verified.add(key)
@@ -43,6 +42,11 @@ LABELLED_FILES = [name for name in FILES if name not in UNLABELLED_FILES]
 def _files_of(split: str) -> list[str]:
     """The files torchvision's STL-10 ``split`` reads."""
     return (UNLABELLED_FILES if "unlabeled" in split else []) + (LABELLED_FILES if split != "unlabeled" else [])
+
+
+def _checksums(split: str) -> list[tuple[str, str]]:
+    """(file name, md5) of each file torchvision's STL-10 ``split`` reads."""
+    return [(name, md5) for name, md5 in _STL10.train_list + _STL10.test_list if name in _files_of(split)]
 
 
 def _tensor_split(data: _STL10) -> TensorSplit:
@@ -75,7 +79,7 @@ class STL10Dataset(LazyStatsImageDataset):
             _STL10.url,
             download,
             lambda: _STL10(str(self.root), split, download=download),
-            [(name, md5) for name, md5 in _STL10.train_list + _STL10.test_list if name in _files_of(split)],
+            _checksums(split),
         )
 
     @functools.cached_property

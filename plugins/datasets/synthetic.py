@@ -5,8 +5,7 @@ from __future__ import annotations
 import torch
 
 from simclr.data import InMemoryImageDataset, TensorSplit
-
-from .params import SyntheticParams
+from simclr.plugins.datasets.params import SyntheticParams
 
 
 class SyntheticDataset(InMemoryImageDataset):

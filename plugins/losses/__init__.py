@@ -12,7 +12,7 @@ from simclr.plugins.losses.nt_xent import NTXentParams, build_nt_xent
 
 
 @simclr.hookimpl
-def simclr_register_losses(registry: Any) -> None:
+def simclr_register_losses(registry: simclr.Registrar) -> None:
     registry.add("nt_xent", build_nt_xent, NTXentParams, "NT-Xent: normalised temperature-scaled cross entropy")
     registry.add(
         "nt_logistic", build_nt_logistic, NTLogisticParams, "NT-Logistic: sigmoid loss on positive/negative pairs"
@@ -27,6 +27,6 @@ def _miner_factory(miner: Miner) -> Any:
 
 
 @simclr.hookimpl
-def simclr_register_miners(registry: Any) -> None:
+def simclr_register_miners(registry: simclr.Registrar) -> None:
     for name, (miner, description) in BUILTIN_MINERS.items():
         registry.add(name, _miner_factory(miner), simclr.NoParams, description)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import simclr
 from simclr.plugins.optimizers.lars import LARSParams, build_lars
 from simclr.plugins.optimizers.torch_optimizers import (
@@ -17,7 +15,7 @@ from simclr.plugins.optimizers.torch_optimizers import (
 
 
 @simclr.hookimpl
-def simclr_register_optimizers(registry: Any) -> None:
+def simclr_register_optimizers(registry: simclr.Registrar) -> None:
     registry.add("adam", build_adam, AdamParams, "Adam (torch.optim.Adam, L2 weight decay), fused where supported")
     registry.add("adamw", build_adamw, AdamWParams, "AdamW: Adam with decoupled weight decay, fused where supported")
     registry.add("sgd", build_sgd, SGDParams, "SGD with momentum / Nesterov, fused where supported")

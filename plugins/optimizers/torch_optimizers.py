@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simclr.plugins.optimizers.groups import parameter_groups
 
 Beta = Annotated[float, Field(ge=0, lt=1)]
+AdamT = TypeVar("AdamT", torch.optim.Adam, torch.optim.AdamW)
 
 
 class AdamParams(BaseModel):
@@ -71,16 +72,17 @@ def kernel_options(optimizer_cls: type[torch.optim.Optimizer], groups: list[dict
 
 
 def build_adam(params: AdamParams, model: torch.nn.Module) -> torch.optim.Adam:
-    groups = parameter_groups(model, params.weight_decay, params.exclude_bias_and_norm)
-    return torch.optim.Adam(
-        groups, lr=params.lr, betas=params.betas, eps=params.eps, **kernel_options(torch.optim.Adam, groups)
-    )
+    return _adam_kind(torch.optim.Adam, params, model)
 
 
 def build_adamw(params: AdamWParams, model: torch.nn.Module) -> torch.optim.AdamW:
+    return _adam_kind(torch.optim.AdamW, params, model)
+
+
+def _adam_kind(optimizer_cls: type[AdamT], params: AdamParams, model: torch.nn.Module) -> AdamT:
     groups = parameter_groups(model, params.weight_decay, params.exclude_bias_and_norm)
-    return torch.optim.AdamW(
-        groups, lr=params.lr, betas=params.betas, eps=params.eps, **kernel_options(torch.optim.AdamW, groups)
+    return optimizer_cls(
+        groups, lr=params.lr, betas=params.betas, eps=params.eps, **kernel_options(optimizer_cls, groups)
     )
 
 

@@ -3,6 +3,8 @@ and the `step_counter` callback prints the loss every `every` steps."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,7 +29,7 @@ class RandomSubsetMiner:
 
 
 @simclr.hookimpl
-def simclr_register_miners(registry):
+def simclr_register_miners(registry: simclr.Registrar) -> None:
     registry.add("random_subset", RandomSubsetMiner, RandomSubsetParams, "keep a random fraction of negatives")
 
 
@@ -41,11 +43,11 @@ class StepCounter:
         self.every = params.every
 
     @simclr.hookimpl
-    def simclr_on_log(self, run, record):
+    def simclr_on_log(self, run: simclr.RunContext, record: dict[str, Any]) -> None:
         if record["step"] % self.every == 0:
             print(f"step {record['step']}: loss {record['loss']:.3f}")
 
 
 @simclr.hookimpl
-def simclr_register_callbacks(registry):
+def simclr_register_callbacks(registry: simclr.Registrar) -> None:
     registry.add("step_counter", StepCounter, StepCounterParams, "print the loss every N steps")

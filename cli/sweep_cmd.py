@@ -58,6 +58,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--parallel-gpus must be >= 0 (0, the default: one run after another)")
     if args.parallel_gpus and args.device:
         raise UserError("--device cannot be combined with --parallel-gpus: each process gets one GPU")
+    if args.device:
+        from simclr.runtime import resolve_device
+
+        resolve_device(args.device, source="--device")
     sweep = load_sweep(args.sweep, args.overrides, args.out)
     combos = sweep.select(args.only)
     check_run_dirs(sweep, combos)

@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 
 from simclr.errors import UserError
-from simclr.schema import TrainConfig
+from simclr.schema import DEVICE_CHOICES, DEVICE_NAME, TrainConfig
 
 log = logging.getLogger("simclr")
 
@@ -58,6 +58,8 @@ def resolve_device(
     """The device of this process: under torchrun, ``cuda`` (or ``auto``) is the GPU of its LOCAL_RANK.
     ``local_world_size`` is the number of processes on this node; ``source`` is where ``name`` was given
     (``train.device`` or ``--device``), for the messages."""
+    if not DEVICE_NAME.match(name):
+        raise UserError(f"{source} '{name}' is not a device; use {DEVICE_CHOICES}")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):

@@ -142,12 +142,14 @@ class ScheduleConfig(Strict):
     )
 
 
-_DEVICE = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+#: what train.device and --device accept
+DEVICE_NAME = re.compile(r"^(auto|cpu|cuda|cuda:\d+|mps)$")
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
 
 class TrainConfig(Strict):
     epochs: int = Field(100, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32, description="seeds torch, the data order and the views (0 to 2**32 - 1)")
     device: str = Field(
         "auto", description="auto | cpu | cuda | cuda:N | mps (under torchrun: auto or cuda, the GPU of LOCAL_RANK)"
     )
@@ -169,8 +171,8 @@ class TrainConfig(Strict):
     @field_validator("device")
     @classmethod
     def _device(cls, value: str) -> str:
-        if not _DEVICE.match(value):
-            raise ValueError(f"'{value}' is not a device; use auto, cpu, cuda or cuda:N")
+        if not DEVICE_NAME.match(value):
+            raise ValueError(f"'{value}' is not a device; use {DEVICE_CHOICES}")
         return value
 
 

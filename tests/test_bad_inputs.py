@@ -146,6 +146,11 @@ def mistakes_plugin(ctx: Ctx) -> dict:
     return {"PYTHONPATH": str(ctx.tmp.parent / f"{ctx.tmp.name}-site")}
 
 
+def sweep_file(ctx: Ctx) -> str:
+    (ctx.tmp / "sweep.yaml").write_text(f"base: {ctx.experiment()}\ngrid:\n  loss.temperature: [0.2, 0.5]\n")
+    return "sweep.yaml"
+
+
 EVAL_AFTER_TRAIN = {"eval.after_train": True, "eval.labels_per_class": [1], "eval.baseline": False}
 
 
@@ -195,6 +200,10 @@ CASES = [
     Case("set-unknown-key", lambda c: ["train", c.experiment(), "--set", "train.epochz=3"], ["epochz"]),
     Case("nproc-zero", lambda c: ["train", c.experiment(), "--nproc", "0"], ["--nproc"]),
     Case("bench-steps-zero", lambda c: ["bench", c.experiment(), "--steps", "0"], ["--steps"]),
+    Case("train-unknown-device", lambda c: ["train", c.experiment(), "--device", "gpu"], ["--device 'gpu'"]),
+    Case("bench-unknown-device", lambda c: ["bench", c.experiment(), "--device", "gpu"], ["--device 'gpu'"]),
+    Case("sweep-unknown-device", lambda c: ["sweep", sweep_file(c), "--device", "gpu"], ["--device 'gpu'"]),
+    Case("seed-too-large", lambda c: ["train", c.experiment({"train.seed": 2**47})], ["train.seed", "4294967296"]),
     Case("bench-steps-not-int", lambda c: ["bench", c.experiment(), "--steps", "many"], ["--steps", "many"]),
     Case("eval-labels-per-class-zero", lambda c: ["eval", "run", "--labels-per-class", "0"], ["labels-per-class"]),
     Case("eval-knn-k-text", lambda c: ["eval", "run", "--knn-k", "abc"], ["knn-k", "abc"]),

@@ -428,7 +428,8 @@ def test_a_referenced_components_errors_are_placed_at_their_own_key_and_line(tmp
 
 def test_a_validators_message_comes_without_pydantics_prefix(tmp_path):
     [message] = errors_of(write(tmp_path, GOOD.replace("device: cpu", "device: gpu")))
-    assert message == f"{tmp_path / 'exp.yaml'}:18: train.device: 'gpu' is not a device; use auto, cpu, cuda or cuda:N"
+    expected = "train.device: 'gpu' is not a device; use auto, cpu, cuda, cuda:N or mps"
+    assert message == f"{tmp_path / 'exp.yaml'}:18: {expected}"
 
 
 def test_a_misspelled_key_given_with_set_gets_no_hint_about_kept_keys(tmp_path):

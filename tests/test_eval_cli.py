@@ -204,3 +204,21 @@ def test_train_lets_go_of_the_trained_model_before_it_evaluates(tmp_path, monkey
     (tmp_path / "exp.yaml").write_text(yaml.safe_dump({**config, "eval": {**CONFIG["eval"], "after_train": True}}))
     assert main(["train", str(tmp_path / "exp.yaml"), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     assert alive_at_evaluation == [[False]]
+
+
+def test_sigterm_stops_any_command_like_ctrl_c(monkeypatch, capsys):
+    """Outside training (an evaluation, a report, a sweep between runs) a scheduler's SIGTERM exits 130 with a
+    message, not 143 from the default handler; the process's own handler is back afterwards."""
+    import os
+    import signal
+
+    from simclr.cli import report_cmd
+
+    def terminated(args):
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(report_cmd, "run", terminated)
+    assert main(["report", "."]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL

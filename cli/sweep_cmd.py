@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from rich.table import Table
@@ -52,7 +53,15 @@ def _plan(sweep, combos) -> Table:
 
 
 def run(args: argparse.Namespace) -> int:
-    from simclr.sweep import check_run_dirs, child_command, load_sweep, run_parallel, run_sequential, visible_gpus
+    from simclr.sweep import (
+        check_run_dirs,
+        child_command,
+        load_sweep,
+        refresh_records,
+        run_parallel,
+        run_sequential,
+        visible_gpus,
+    )
 
     if args.parallel_gpus < 0:
         raise UserError("--parallel-gpus must be >= 0 (0, the default: one run after another)")
@@ -63,11 +72,13 @@ def run(args: argparse.Namespace) -> int:
 
         resolve_device(args.device, source="--device")
     sweep = load_sweep(args.sweep, args.overrides, args.out)
+    sweep.command = _command_line(args)
     combos = sweep.select(args.only)
     check_run_dirs(sweep, combos)
     if args.dry_run:
         out.print(_plan(sweep, combos))
         return 0
+    refresh_records(sweep, combos)
     gpus = visible_gpus()[: args.parallel_gpus] if args.parallel_gpus else []
     if args.parallel_gpus and len(gpus) < 2:
         seen = "no GPU is visible" if not gpus else "only one GPU is visible"
@@ -82,6 +93,18 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         raise SimCLRError(f"{len(failed)} of {len(states)} runs did not finish: {', '.join(failed)}")
     return 0
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The `simclr sweep` command ``args`` came from, with the options that decide what it runs and where."""
+    words = ["simclr", "sweep", str(args.sweep)]
+    words += ["--out", str(args.out)] if args.out else []
+    for text in args.overrides:
+        words += ["--set", text]
+    words += ["--only", *args.only] if args.only else []
+    words += ["--device", args.device] if args.device else []
+    words += ["--parallel-gpus", str(args.parallel_gpus)] if args.parallel_gpus else []
+    return shlex.join(words)
 
 
 def _report(directory: Path) -> None:

@@ -31,7 +31,15 @@ import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from simclr.atomic import write_json
-from simclr.config import Positions, apply_overrides, dump_yaml, load_yaml, validate, validation_issues
+from simclr.config import (
+    Positions,
+    apply_overrides,
+    dump_yaml,
+    load_yaml,
+    resolved_dict,
+    validate,
+    validation_issues,
+)
 from simclr.errors import ConfigError, ConfigIssue, SimCLRError, TrainingError, UserError
 from simclr.rundir import (
     CONFIG_FILE,
@@ -114,6 +122,8 @@ class Sweep:
     out: Path
     evaluate: bool
     combinations: list[Combination] = field(default_factory=list)
+    #: the command line that runs this sweep, which an interruption's message tells the user to run again
+    command: str = ""
 
     def select(self, names: Sequence[str]) -> list[Combination]:
         """The combinations called ``names`` (all when empty); an unknown name is a :class:`UserError`."""
@@ -298,6 +308,9 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), out: str | Path 
         try:
             if isinstance(loaded, ConfigError):
                 raise loaded
+            shadowed = _shadowed(own, cli)
+            if shadowed:
+                raise ConfigError(shadowed)
             raw, raw_positions = loaded
             run_data, run_positions = copy.deepcopy(raw), dict(raw_positions)
             run_data["name"] = name
@@ -311,7 +324,49 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), out: str | Path 
         sweep.combinations.append(Combination(index, name, experiment_file, texts, reported, validated, out_dir / name))
     if issues:
         raise ConfigError([_annotated(key, names, len(runs)) for key, names in issues.items()])
+    same = _same_experiments(sweep.combinations, spec, positions, src)
+    if same:
+        raise ConfigError(same)
     return sweep
+
+
+def _override_key(text: str) -> str:
+    return text.split("=", 1)[0].strip()
+
+
+def _shadowed(own: list[tuple[str, str]], later: list[tuple[str, str]]) -> list[ConfigIssue]:
+    """An issue for each of a run's own overrides (its grid values or its set: entries) that a later one replaces,
+    at the same key or at a section above it: the run would not train what its entry, and a grid run's name,
+    say."""
+    issues = []
+    for position, (text, _) in enumerate(own):
+        key = _override_key(text)
+        for later_text, later_source in own[position + 1 :] + later:
+            replacing = _override_key(later_text)
+            if key == replacing or key.startswith(f"{replacing}."):
+                message = (
+                    f"replaces {key}, which the run's own entry in the sweep file sets, so the run would not train "
+                    "what that entry (and a grid run's name) says; drop one of the two"
+                )
+                issues.append(ConfigIssue(later_source, replacing, message))
+                break
+    return issues
+
+
+def _same_experiments(
+    combos: Sequence[Combination], spec: SweepSpec, positions: Positions, src: str
+) -> list[ConfigIssue]:
+    """An issue for each run that trains the same experiment as an earlier one (say grid values 1 and 1.0)."""
+    first: dict[str, Combination] = {}
+    issues = []
+    for combo in combos:
+        experiment = {key: value for key, value in resolved_dict(combo.experiment).items() if key != "name"}
+        earlier = first.setdefault(json.dumps(experiment, sort_keys=True), combo)
+        if earlier is not combo:
+            where = positions.get(("runs", combo.index, "name") if spec.runs is not None else ("grid",), src)
+            message = f"run {combo.name} trains the same experiment as run {earlier.name}; remove one of them"
+            issues.append(ConfigIssue(where, "", message))
+    return issues
 
 
 def _annotated(key: tuple[str, str, str], names: list[str], total: int) -> ConfigIssue:
@@ -332,18 +387,31 @@ def read_record(run_dir: Path) -> dict[str, Any]:
 
 
 def _write_record(combo: Combination, sweep: Sweep, status: str, error: str | None = None) -> None:
-    record = {
+    record = {**_entry(combo, sweep), "status": status}
+    if error:
+        record["error"] = error
+    write_json(record, combo.run_dir / SWEEP_RECORD)
+
+
+def _entry(combo: Combination, sweep: Sweep) -> dict[str, Any]:
+    """What the sweep file says of ``combo``, as its sweep.json keeps it."""
+    return {
         "name": combo.name,
         "index": combo.index,
         "sweep": str(sweep.path),
         "experiment": str(combo.experiment_file),
         "overrides": combo.overrides,
         "reported": combo.reported,
-        "status": status,
     }
-    if error:
-        record["error"] = error
-    write_json(record, combo.run_dir / SWEEP_RECORD)
+
+
+def refresh_records(sweep: Sweep, combos: Sequence[Combination]) -> None:
+    """Bring the sweep.json of runs that trained before up to date with the sweep file as it is now (its
+    ``reported:`` numbers and the order of its runs, which the report shows), keeping how each run went."""
+    for combo in combos:
+        record = read_record(combo.run_dir)
+        if record and {**record, **_entry(combo, sweep)} != record:
+            write_json({**record, **_entry(combo, sweep)}, combo.run_dir / SWEEP_RECORD)
 
 
 def run_state(combo: Combination, evaluate: bool) -> str:
@@ -386,7 +454,7 @@ class SweepInterrupted(SimCLRError):
 def _stopped(sweep: Sweep, combo: Combination | None) -> SweepInterrupted:
     where = f" during run {combo.name} (its checkpoint is kept)" if combo else ""
     return SweepInterrupted(
-        f"sweep stopped{where}; run the same `simclr sweep {sweep.path}` command again to continue: finished "
+        f"sweep stopped{where}; run `{sweep.command or f'simclr sweep {sweep.path}'}` again to continue: finished "
         "runs are skipped and the interrupted one resumes"
     )
 

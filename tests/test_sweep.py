@@ -18,7 +18,15 @@ import yaml
 import simclr
 from simclr.cli.main import main
 from simclr.plugin_manager import plugin_system
-from simclr.sweep import SweepInterrupted, child_command, load_sweep, run_combination, run_parallel, run_state
+from simclr.sweep import (
+    SweepInterrupted,
+    child_command,
+    load_sweep,
+    refresh_records,
+    run_combination,
+    run_parallel,
+    run_state,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +88,8 @@ def test_interrupted_sweep_resumes_and_skips_what_finished(tmp_path, capsys):
         assert main(["sweep", str(sweep), "--out", str(out), "--no-progress"]) == 130
     finally:
         plugin_system().manager.unregister(name="sigint-in-run-2")
-    assert "simclr sweep" in capsys.readouterr().err
+    # the command to run again is the one given, with the options that say what and where
+    assert f"run `simclr sweep {sweep} --out {out}` again to continue" in " ".join(capsys.readouterr().err.split())
     first, second = out / GRID_NAMES[0], out / GRID_NAMES[1]
     assert (first / "eval.json").is_file() and json.loads((first / "sweep.json").read_text())["status"] == "trained"
     assert (second / "checkpoints" / "last.pt").is_file() and not (second / "eval.json").exists()
@@ -173,6 +182,24 @@ def test_a_sweep_evaluates_on_the_device_it_was_asked_for_not_the_one_training_u
     assert run_state(combo, evaluate=True) == "finished"
 
 
+def test_a_rerun_brings_finished_runs_records_up_to_date_with_the_sweep_file(tmp_path):
+    """`reported:` numbers added, and runs reordered, after the runs trained: the report follows the file."""
+    runs = "  - {name: a, set: [loss.temperature=0.2]}\n  - {name: b, set: [loss.temperature=0.3]}\n"
+    body = "base: base.yaml\nruns:\n" + runs
+    sweep = load_sweep(write_sweep(tmp_path, body), out=tmp_path / "out")
+    for combo in sweep.combinations:
+        combo.run_dir.mkdir(parents=True)
+        record = {"name": combo.name, "index": combo.index, "reported": None, "status": "failed", "error": "nan"}
+        (combo.run_dir / "sweep.json").write_text(json.dumps(record))
+    edited = body.replace("{name: a,", "{name: a, reported: 91.5,").split("\n")
+    edited[2], edited[3] = edited[3], edited[2]  # b first now
+    sweep = load_sweep(write_sweep(tmp_path, "\n".join(edited)), out=tmp_path / "out")
+    refresh_records(sweep, sweep.combinations)
+    a, b = (json.loads((tmp_path / "out" / name / "sweep.json").read_text()) for name in "ab")
+    assert (a["index"], a["reported"], b["index"], b["reported"]) == (1, 91.5, 0, None)
+    assert a["status"] == b["status"] == "failed" and a["error"] == "nan"  # how each went is kept
+
+
 def test_a_typo_in_the_last_combination_fails_before_any_run(tmp_path, capsys):
     body = """base: base.yaml
 runs:
@@ -190,6 +217,39 @@ runs:
     message = capsys.readouterr().err
     assert f"{sweep}:9 (run c): loss.temperatur: unknown key" in message
     assert not out.exists()
+
+
+def test_a_value_the_sweep_file_gives_a_run_cannot_be_replaced_behind_its_back(tmp_path, capsys):
+    """A run's own grid value or set: entry replaced by --set or by a later entry (at its key, or at a section
+    above it) would train something other than its name says: refused, at the replacing entry."""
+    sweep = write_sweep(tmp_path, GRID)
+    assert main(["sweep", str(sweep), "--set", "loss.temperature=0.9", "--dry-run"]) == 2
+    message = " ".join(capsys.readouterr().err.split())
+    assert (
+        "--set loss.temperature=0.9 (every run): loss.temperature: replaces loss.temperature, which the run's"
+        in message
+    )
+    assert main(["sweep", str(sweep), "--set", "loss={name: nt_logistic}", "--dry-run"]) == 2
+    assert "loss: replaces loss.temperature" in capsys.readouterr().err
+    assert main(["sweep", str(sweep), "--set", "loss.name=nt_logistic", "--dry-run"]) == 0  # beside it: fine
+    capsys.readouterr()
+    clash = write_sweep(
+        tmp_path, "base: base.yaml\nruns:\n  - name: a\n    set: [loss.temperature=0.3, 'loss={name: nt_xent}']\n"
+    )
+    assert main(["sweep", str(clash), "--dry-run"]) == 2
+    assert f"{clash}:4 (run a): loss: replaces loss.temperature" in capsys.readouterr().err
+
+
+def test_two_runs_of_the_same_experiment_are_refused(tmp_path, capsys):
+    grid = write_sweep(tmp_path, "base: base.yaml\ngrid:\n  loss.temperature: [1, 1.0, 0.5]\n")
+    assert main(["sweep", str(grid), "--dry-run"]) == 2
+    assert f"{grid}:2: run temperature=1.0 trains the same experiment as run temperature=1" in capsys.readouterr().err
+    run = "  - {name: NAME, set: [loss.temperature=0.2]}\n"
+    listed = write_sweep(tmp_path, "base: base.yaml\nruns:\n" + run.replace("NAME", "a") + run.replace("NAME", "b"))
+    assert main(["sweep", str(listed), "--dry-run"]) == 2
+    assert f"{listed}:4: run b trains the same experiment as run a; remove one of them" in capsys.readouterr().err
+    seeds = write_sweep(tmp_path, "base: base.yaml\ngrid:\n  train.seed: [0, 1]\n")
+    assert main(["sweep", str(seeds), "--dry-run"]) == 0  # another seed is another experiment
 
 
 def test_sweep_file_errors_point_at_their_line(tmp_path, capsys):

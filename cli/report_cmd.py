@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    from simclr.report import table
+    from simclr.report import report_notes, table
 
     headers, cells = table(rows)
     view = Table(title="accuracy (%) of frozen features", title_justify="left")
@@ -39,9 +39,8 @@ def print_table(rows: list[dict[str, Any]]) -> None:
     # wrapping cells helps no one
     wide = Console(file=out.file, width=max(out.width, natural), soft_wrap=True, markup=False)
     wide.print(view)
-    for row in rows:
-        if row["error"]:
-            err.print(f"{row['run']} failed: {row['error']}", highlight=False)
+    for note in report_notes(rows):
+        err.print(note, highlight=False)
 
 
 def run(args: argparse.Namespace) -> int:

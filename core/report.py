@@ -109,8 +109,9 @@ def _row(run_dir: Path, root: Path) -> dict[str, Any]:
         "optimizer": optimizer.get("name", ""),
         "lr": optimizer.get("lr"),
         "batch": _lookup(config, "data.batch_size"),
-        "epochs": result.get("epoch", _lookup(config, "train.epochs")),
+        "epochs": result.get("epoch", trained.get("epochs", _lookup(config, "train.epochs"))),
         "trained_epochs": trained.get("epochs"),
+        "planned_epochs": _lookup(config, "train.epochs"),
         "linear_top1": result.get("linear", {}).get("top1"),
         "linear_top5": result.get("linear", {}).get("top5"),
         "few_label": {k: v.get("top1") for k, v in result.get("few_label", {}).items()},
@@ -143,6 +144,10 @@ def collect(root: str | Path) -> list[dict[str, Any]]:
         raise UserError(f"{root}: no {EVAL_FILE} under it that simclr can read ({skipped} skipped, see above)")
     if not rows:
         raise UserError(f"{root}: no {EVAL_FILE} under it; evaluate runs with `simclr eval RUN_DIR` first")
+    names = [row["run"] for row in rows]
+    for row in rows:  # runs of several sweeps, say: each is told apart by its folder
+        if names.count(row["run"]) > 1:
+            row["run"] = row["dir"]
     return sorted(rows, key=lambda r: (str(Path(r["dir"]).parent), r["order"], r["dir"]))
 
 
@@ -212,6 +217,8 @@ def table(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
         line = [row["run"], *([row["dataset"]] if datasets else []), row["backbone"], loss]
         line += ["" if row["t_m"] is None else str(row["t_m"])]
         epochs = str(row["epochs"] or "")
+        if _unfinished(row):
+            epochs += f" of {row['planned_epochs']}"
         if _stale(row):
             epochs += f" (trained {row['trained_epochs']})"
         line += [optimizer, str(row["batch"] or ""), epochs]
@@ -235,25 +242,47 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     right = {"t/m", "batch", "epochs", "train time", "images/s"} | {h for h in headers if "top-" in h}
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if h in right else "---" for h in headers) + "|"]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in line) + " |" for line in cells]
-    notes = [f"- {row['run']} failed: {row['error'] or 'see its run directory'}" for row in rows if row["error"]]
-    notes += [
-        f"- {row['run']} has no evaluation yet{_trained(row['trained_epochs'])}: `simclr eval {row['path']}`"
-        for row in rows
-        if row["status"] == "not evaluated"
-    ]
-    notes += [
-        f"- {row['run']} was evaluated at epoch {row['epochs']} and has since trained to epoch "
-        f"{row['trained_epochs']}: `simclr eval {row['path']}` updates it"
-        for row in rows
-        if _stale(row)
-    ]
+    notes = [f"- {note}" for note in report_notes(rows)]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def report_notes(rows: list[dict[str, Any]]) -> list[str]:
+    """What the table leaves out, run by run, with the command that deals with it: failures, runs that stopped
+    short of their epochs, runs not evaluated (or evaluated before they trained on)."""
+    notes = []
+    for row in rows:
+        run, path, epochs, planned = row["run"], row["path"], row["epochs"], row["planned_epochs"]
+        if row["error"]:
+            notes.append(f"{run} failed: {row['error']}")
+        elif _unfinished(row):
+            evaluated = f"was evaluated at epoch {epochs}" if row["status"] == "finished" else f"stopped after {epochs}"
+            notes.append(
+                f"{run} {evaluated} of the {planned} epochs it is configured for: `simclr train --resume {path}` "
+                "trains it on (a sweep's run: run the sweep again)"
+            )
+        elif row["status"] == "not evaluated":
+            notes.append(f"{run} has no evaluation yet{_trained(row['trained_epochs'])}: `simclr eval {path}`")
+        elif _stale(row):
+            notes.append(
+                f"{run} was evaluated at epoch {epochs} and has since trained to epoch {row['trained_epochs']}: "
+                f"`simclr eval {path}` updates it"
+            )
+        elif row["status"] == "failed":
+            notes.append(f"{run} failed: see its run directory")
+    return notes
 
 
 def _trained(epochs: Any) -> str:
     if not isinstance(epochs, int):
         return ""
     return f" (trained {epochs} epoch{'' if epochs == 1 else 's'})"
+
+
+def _unfinished(row: dict[str, Any]) -> bool:
+    """Whether the run trained (and was evaluated at) fewer epochs than its config asks for: it stopped short."""
+    trained = max((e for e in (row["epochs"], row["trained_epochs"]) if isinstance(e, int)), default=None)
+    planned = row["planned_epochs"]
+    return row["status"] != "failed" and trained is not None and isinstance(planned, int) and trained < planned
 
 
 def _stale(row: dict[str, Any]) -> bool:
@@ -266,7 +295,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     ks = few_label_ks(rows)
     reported = ["reported"] if any(row.get("reported") is not None for row in rows) else []
     fields = ["run", "dir", "status", "dataset", "backbone", "loss", "loss_params", "t_m", "optimizer", "lr"]
-    fields += ["batch", "epochs", "trained_epochs"]
+    fields += ["batch", "epochs", "trained_epochs", "planned_epochs"]
     fields += ["representation", "linear_top1", *reported, "linear_top5", *[f"few_label_{k}_top1" for k in ks]]
     fields += ["knn_top1", "knn_k", "baseline_top1", "train_seconds", "images_per_sec", "error"]
     with open(path, "w", newline="") as handle:

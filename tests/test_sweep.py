@@ -589,3 +589,42 @@ def test_report_lists_a_trained_run_without_evaluation_and_zooms_its_chart(tmp_p
     rows = collect(root)
     assert chart_axis_start(rows) == 80  # the baseline, 92.2, is the lowest bar or marker: the axis starts at 80
     assert chart_axis_start([{**rows[0], "baseline_top1": 12.0}]) == 0
+
+
+def test_report_marks_runs_that_stopped_short_of_their_epochs(tmp_path, capsys):
+    """A run interrupted at epoch 3 of 30, evaluated or not, is not shown as done: its epochs cell says "3 of 30"
+    and its note says how to train it on; the command prints the notes too."""
+    root = tmp_path / "runs"
+    config = config_of("resnet18", {"name": "nt_xent"}, {"name": "adam"}, epochs=30)
+    fake_run(root / "evaluated", config, {**result_of(70.0, {}, 60.0), "epoch": 3}, [(1.0, 1.0)] * 3)
+    fake_run(root / "pending", config, None, [(1.0, 1.0)] * 3)
+    fake_run(root / "complete", {**config, "train": {"epochs": 3}}, {**result_of(71.0, {}, 61.0), "epoch": 3}, [])
+    assert main(["report", str(root)]) == 0
+    lines = (root / "report.md").read_text().splitlines()
+    cells = {line.split(" | ")[0].lstrip("| "): line.split(" | ")[6] for line in lines[2:5]}
+    assert cells == {"complete": "3", "evaluated": "3 of 30", "pending": "3 of 30"}
+    resume = "trains it on (a sweep's run: run the sweep again)"
+    notes = [
+        f"evaluated was evaluated at epoch 3 of the 30 epochs it is configured for: "
+        f"`simclr train --resume {root / 'evaluated'}` {resume}",
+        f"pending stopped after 3 of the 30 epochs it is configured for: `simclr train --resume {root / 'pending'}` "
+        f"{resume}",
+    ]
+    assert lines[6:] == [f"- {note}" for note in notes]
+    printed = " ".join(capsys.readouterr().err.split())
+    assert all(note in printed for note in notes)
+
+
+def test_report_tells_runs_of_the_same_name_apart_by_their_folder(tmp_path):
+    root = tmp_path / "runs"
+    config = config_of("resnet18", {"name": "nt_xent"}, {"name": "adam"})
+    for sweep, top1 in (("sweep-a", 60.0), ("sweep-b", 65.0)):
+        fake_run(
+            root / sweep / "temperature=0.2", config, result_of(top1, {}, 50.0), [], record={"name": "temperature=0.2"}
+        )
+    fake_run(
+        root / "sweep-b" / "temperature=0.5", config, result_of(70.0, {}, 50.0), [], record={"name": "temperature=0.5"}
+    )
+    assert main(["report", str(root)]) == 0
+    runs = [line.split(" | ")[0].lstrip("| ") for line in (root / "report.md").read_text().splitlines()[2:]]
+    assert runs == ["sweep-a/temperature=0.2", "sweep-b/temperature=0.2", "temperature=0.5"]

@@ -58,8 +58,9 @@ def _construct(
     return loader.construct_object(node, deep=True)
 
 
-def load_yaml(path: str | Path) -> tuple[dict[str, Any], Positions]:
-    """Read an experiment file safely, keeping the line of every node."""
+def load_yaml(path: str | Path, what: str = "an experiment YAML file") -> tuple[dict[str, Any], Positions]:
+    """Read an experiment file (or ``what`` else it is, for the messages) safely, keeping the line of every
+    node."""
     path = Path(path)
     src = str(path)
     try:
@@ -68,7 +69,7 @@ def load_yaml(path: str | Path) -> tuple[dict[str, Any], Positions]:
         raise ConfigError(ConfigIssue(src, "", "no such file")) from None
     except IsADirectoryError:
         hint = f"; to continue the run in it: simclr train --resume {path}" if (path / "config.yaml").is_file() else ""
-        raise ConfigError(ConfigIssue(src, "", f"is a directory, expected an experiment YAML file{hint}")) from None
+        raise ConfigError(ConfigIssue(src, "", f"is a directory, expected {what}{hint}")) from None
     except UnicodeDecodeError:
         raise ConfigError(ConfigIssue(src, "", "not a text file (expected UTF-8 YAML)")) from None
     except OSError as exc:

@@ -109,6 +109,11 @@ def stored_experiment(
     if not isinstance(config, dict) or not isinstance(weights, dict) or not all(map(torch.is_tensor, weights.values())):
         raise UserError(f"{checkpoint}: the checkpoint holds no model weights and config; was it written by simclr?")
     if dataset:
+        from simclr.plugin_manager import plugin_system
+
+        registry = plugin_system().registry
+        if dataset not in registry.names("dataset"):
+            raise UserError(f"--dataset {dataset}: {registry.unknown('dataset', dataset)}")
         config = {**config, "data": {**config["data"], "dataset": {"name": dataset}}}
     try:
         return experiment_from_dict(

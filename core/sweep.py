@@ -63,10 +63,20 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
 
 
 class SweepRun(Strict):
-    name: str = Field(pattern=RUN_NAME, description="run name, also the run directory's name")
+    name: str = Field(description="run name, also the run directory's name")
     experiment: str | None = Field(None, description="experiment file, relative to the sweep file (default: base)")
     set: list[str] = Field(default_factory=list, description="KEY.PATH=VALUE overrides of this run")
     reported: float | None = Field(None, description="published linear top-1 (%), shown beside ours in the report")
+
+    @field_validator("name")
+    @classmethod
+    def _folder_name(cls, name: str) -> str:
+        if not re.match(RUN_NAME, name):
+            raise ValueError(
+                f"'{name}' cannot name a run: it names the run's folder, so it is letters, digits and . _ = , + - "
+                "only, starting with a letter or digit"
+            )
+        return name
 
 
 class SweepSpec(Strict):
@@ -84,6 +94,8 @@ class SweepSpec(Strict):
     @field_validator("grid")
     @classmethod
     def _values(cls, grid: dict[str, list[Any]] | None) -> dict[str, list[Any]] | None:
+        if grid == {}:
+            raise ValueError("is empty; give it KEY.PATH: [values] entries")
         for key, values in (grid or {}).items():
             if not values:
                 raise ValueError(f"grid key '{key}' has no values")
@@ -132,7 +144,8 @@ class Sweep:
         known = {c.name: c for c in self.combinations}
         unknown = [n for n in names if n not in known]
         if unknown:
-            raise UserError(f"{self.path}: no run called {', '.join(unknown)}; the runs are: {', '.join(known)}")
+            called = ", ".join(f"'{name}'" for name in unknown)
+            raise UserError(f"{self.path}: no run called {called}; the runs are: {', '.join(known)}")
         return [known[n] for n in names]
 
 
@@ -232,9 +245,10 @@ def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
     trained = stored.get(EPOCHS_KEY)
     if differ == [EPOCHS_KEY] and isinstance(trained, int) and trained > wanted[EPOCHS_KEY]:
         return (
-            f"{run_dir} was trained on to train.epochs={trained}, more than {wanted[EPOCHS_KEY]}: a sweep extended "
-            f"with --set train.epochs={trained} needs it on every later run too (or add train.epochs={trained} "
-            "to the sweep file's set: list)"
+            f"{run_dir} is configured for train.epochs={trained}, more than the {wanted[EPOCHS_KEY]} asked now, and "
+            f"a run cannot train fewer epochs than that: ask for train.epochs={trained} (or more) with --set or in "
+            "the sweep file's set: list (a sweep extended with --set train.epochs needs it on every later run), or "
+            "give the sweep another out"
         )
     shown = ", ".join(differ[:5]) + (", ..." if len(differ) > 5 else "")
     return (
@@ -248,7 +262,10 @@ def _longer(stored: Any, wanted: int) -> bool:
 
 
 def check_run_dirs(sweep: Sweep, combos: Sequence[Combination]) -> None:
-    """Refuse (before anything runs) run directories that hold another configuration or are not run directories."""
+    """Refuse (before anything runs) run directories that hold another configuration or are not run directories,
+    and a sweep directory that is a file."""
+    if sweep.out.exists() and not sweep.out.is_dir():
+        raise UserError(f"{sweep.out} is a file, not a folder for the sweep's runs; choose another out: (or --out)")
     issues = [
         ConfigIssue(str(sweep.path), "", why) for c in combos if (why := _stored_mismatch(c.run_dir, c.experiment))
     ]
@@ -281,7 +298,7 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), out: str | Path 
     Every problem of every combination is reported together in one :class:`ConfigError`, before anything runs.
     """
     path = Path(path)
-    data, positions = load_yaml(path)
+    data, positions = load_yaml(path, "a sweep YAML file")
     src = str(path)
     try:
         spec = SweepSpec.model_validate(data)
@@ -302,8 +319,10 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), out: str | Path 
         if experiment_file not in files:
             try:
                 files[experiment_file] = load_yaml(experiment_file)
-            except ConfigError as exc:
-                files[experiment_file] = exc
+            except ConfigError as exc:  # said at the line that names the file
+                key = ("runs", index, "experiment") if experiment else ("base",)
+                where = positions.get(key, src)
+                files[experiment_file] = ConfigError([ConfigIssue(where, ".".join(map(str, key)), str(exc))])
         loaded = files[experiment_file]
         try:
             if isinstance(loaded, ConfigError):

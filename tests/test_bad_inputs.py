@@ -216,7 +216,7 @@ CASES = [
     Case(
         "eval-unknown-dataset",
         lambda c: ["eval", c.run_copy().name, "--dataset", "imagenet9000"],
-        ["imagenet9000"],
+        ["--dataset imagenet9000: unknown dataset 'imagenet9000'"],
     ),
     Case(
         "export-under-a-file",

@@ -129,10 +129,8 @@ def test_interrupted_sweep_resumes_and_skips_what_finished(tmp_path, capsys):
     assert json.loads((first / "eval.json").read_text())["epoch"] == 2
     assert main(["sweep", str(sweep), "--out", str(out), "--set", "train.epochs=1"]) == 2  # fewer: refused
     message = " ".join(capsys.readouterr().err.split())
-    assert "was trained on to train.epochs=2, more than 1: a sweep extended with --set train.epochs=2 needs it on" in (
-        message
-    )
-    assert "(or add train.epochs=2 to the sweep file's set: list)" in message
+    assert "is configured for train.epochs=2, more than the 1 asked now, and a run cannot train fewer" in message
+    assert "ask for train.epochs=2 (or more) with --set or in the sweep file's set: list" in message
     written = yaml.safe_load(sweep.read_text())  # done as the message says, the sweep is complete
     sweep.write_text(yaml.safe_dump({**written, "set": [*written.get("set", []), "train.epochs=2"]}))
     assert main(["sweep", str(sweep), "--out", str(out), "--no-progress"]) == 0
@@ -217,6 +215,26 @@ runs:
     message = capsys.readouterr().err
     assert f"{sweep}:9 (run c): loss.temperatur: unknown key" in message
     assert not out.exists()
+
+
+def test_sweep_file_mistakes_are_said_where_they_are(tmp_path, capsys):
+    cases = {
+        "base: base.yaml\ngrid: {}\n": ":2: grid: is empty; give it KEY.PATH: [values] entries",
+        "base: missing.yaml\ngrid:\n  loss.temperature: [0.1]\n": ":1 (run temperature=0.1): base: ",
+        "base: base.yaml\nruns:\n  - {name: b/c}\n": ":3: runs.0.name: 'b/c' cannot name a run: it names the",
+    }
+    for body, expected in cases.items():
+        sweep = write_sweep(tmp_path, body)
+        assert main(["sweep", str(sweep), "--dry-run"]) == 2
+        assert f"{sweep}{expected}" in " ".join(capsys.readouterr().err.split())
+    assert main(["sweep", str(tmp_path), "--dry-run"]) == 2
+    assert "is a directory, expected a sweep YAML file" in capsys.readouterr().err
+    sweep = write_sweep(tmp_path, GRID)
+    (tmp_path / "afile").write_text("")
+    assert main(["sweep", str(sweep), "--out", str(tmp_path / "afile"), "--dry-run"]) == 2
+    assert "afile is a file, not a folder for the sweep's runs" in capsys.readouterr().err
+    assert main(["sweep", str(sweep), "--only", "", "--dry-run"]) == 2
+    assert "no run called ''; the runs are: temperature=0.2,lr=0.001" in capsys.readouterr().err
 
 
 def test_a_value_the_sweep_file_gives_a_run_cannot_be_replaced_behind_its_back(tmp_path, capsys):

@@ -343,9 +343,8 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), out: str | Path 
         sweep.combinations.append(Combination(index, name, experiment_file, texts, reported, validated, out_dir / name))
     if issues:
         raise ConfigError([_annotated(key, names, len(runs)) for key, names in issues.items()])
-    same = _same_experiments(sweep.combinations, spec, positions, src)
-    if same:
-        raise ConfigError(same)
+    for issue in _same_experiments(sweep.combinations, spec, positions, src):
+        log.warning("%s", issue)
     return sweep
 
 
@@ -375,7 +374,8 @@ def _shadowed(own: list[tuple[str, str]], later: list[tuple[str, str]]) -> list[
 def _same_experiments(
     combos: Sequence[Combination], spec: SweepSpec, positions: Positions, src: str
 ) -> list[ConfigIssue]:
-    """An issue for each run that trains the same experiment as an earlier one (say grid values 1 and 1.0)."""
+    """An issue for each run that trains the same experiment as an earlier one (say grid values 1 and 1.0, or
+    rows of a study made alike by the sweep's set:, as in a smaller copy of it): warned of, as it costs a run."""
     first: dict[str, Combination] = {}
     issues = []
     for combo in combos:
@@ -383,7 +383,7 @@ def _same_experiments(
         earlier = first.setdefault(json.dumps(experiment, sort_keys=True), combo)
         if earlier is not combo:
             where = positions.get(("runs", combo.index, "name") if spec.runs is not None else ("grid",), src)
-            message = f"run {combo.name} trains the same experiment as run {earlier.name}; remove one of them"
+            message = f"run {combo.name} trains the same experiment as run {earlier.name}"
             issues.append(ConfigIssue(where, "", message))
     return issues
 

@@ -258,16 +258,22 @@ def test_a_value_the_sweep_file_gives_a_run_cannot_be_replaced_behind_its_back(t
     assert f"{clash}:4 (run a): loss: replaces loss.temperature" in capsys.readouterr().err
 
 
-def test_two_runs_of_the_same_experiment_are_refused(tmp_path, capsys):
+def test_two_runs_of_the_same_experiment_are_warned_of(tmp_path, caplog):
     grid = write_sweep(tmp_path, "base: base.yaml\ngrid:\n  loss.temperature: [1, 1.0, 0.5]\n")
-    assert main(["sweep", str(grid), "--dry-run"]) == 2
-    assert f"{grid}:2: run temperature=1.0 trains the same experiment as run temperature=1" in capsys.readouterr().err
+    with caplog.at_level("WARNING", logger="simclr"):
+        assert main(["sweep", str(grid), "--dry-run"]) == 0
+    assert f"{grid}:2: run temperature=1.0 trains the same experiment as run temperature=1" in caplog.text
+    caplog.clear()
     run = "  - {name: NAME, set: [loss.temperature=0.2]}\n"
     listed = write_sweep(tmp_path, "base: base.yaml\nruns:\n" + run.replace("NAME", "a") + run.replace("NAME", "b"))
-    assert main(["sweep", str(listed), "--dry-run"]) == 2
-    assert f"{listed}:4: run b trains the same experiment as run a; remove one of them" in capsys.readouterr().err
+    with caplog.at_level("WARNING", logger="simclr"):
+        assert main(["sweep", str(listed), "--dry-run"]) == 0
+    assert f"{listed}:4: run b trains the same experiment as run a" in caplog.text
+    caplog.clear()
     seeds = write_sweep(tmp_path, "base: base.yaml\ngrid:\n  train.seed: [0, 1]\n")
-    assert main(["sweep", str(seeds), "--dry-run"]) == 0  # another seed is another experiment
+    with caplog.at_level("WARNING", logger="simclr"):
+        assert main(["sweep", str(seeds), "--dry-run"]) == 0
+    assert "same experiment" not in caplog.text  # another seed is another experiment
 
 
 def test_sweep_file_errors_point_at_their_line(tmp_path, capsys):

@@ -24,8 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from simclr import config
+from simclr.model import build_model
 from simclr.runtime import Runtime
-from simclr.trainer import Trainer, build_model
+from simclr.trainer import Trainer
 
 
 class TwoViews(Dataset):

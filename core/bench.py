@@ -75,7 +75,8 @@ def matmul_tflops(device: torch.device, size: int = 8192, repeats: int = 10) -> 
 
 
 def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: str | None = None) -> dict[str, Any]:
-    from simclr.trainer import build_model, check_backbone_output, check_loss_output
+    from simclr.contracts import check_backbone_output, check_loss_output
+    from simclr.model import build_model
 
     runtime = make_runtime(experiment.train, device)
     seed_everything(experiment.train.seed)

@@ -29,6 +29,7 @@ from simclr.distributed import gather_shards, world_size
 from simclr.errors import ConfigError, PluginError, UserError
 from simclr.features import FEATURES_DIR, FeatureSet, cached_features, extract_features
 from simclr.fingerprint import tensors_fingerprint
+from simclr.model import build_model
 from simclr.probes import few_label_probe, knn_probe, linear_probe
 from simclr.rundir import CHECKPOINTS, EVAL_FILE, LAST_CHECKPOINT, last_checkpoint, training_process
 from simclr.runtime import exact_float32
@@ -195,8 +196,6 @@ def build_encoder(
 ) -> nn.Module:
     """The pre-trained network (``weights`` from checkpoint ``source``) or a random one seeded with train.seed
     (RNG state kept), up to the ``representation`` the probes see: the backbone, or backbone and head."""
-    from simclr.trainer import build_model
-
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(experiment.train.seed)  # the CPU's only: CUDA RNGs are left alone
         model = build_model(experiment, image_size)

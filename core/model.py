@@ -3,8 +3,13 @@ the linear head or none of its projection-head study, or a deeper one as in SimC
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from simclr.schema import Experiment
 
 
 class ProjectionHead(nn.Sequential):
@@ -41,3 +46,10 @@ class SimCLRModel(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
+
+
+def build_model(experiment: Experiment, image_size: int) -> SimCLRModel:
+    """The experiment's network for images of ``image_size``: its backbone (built by its plugin) and head."""
+    backbone = experiment.model.backbone.build(image_size)
+    projection = experiment.model.projection
+    return SimCLRModel(backbone, projection.hidden_dim, projection.out_dim, projection.layers)

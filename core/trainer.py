@@ -20,12 +20,20 @@ from torch import nn
 from simclr import config as config_module
 from simclr.atomic import write_json
 from simclr.checkpoint import load_checkpoint, remove_partial_writes, save_checkpoint
+from simclr.contracts import (
+    check_backbone_output,
+    check_loss_output,
+    component_label,
+    warn_of_loss_parameters,
+    warn_of_untrained_parameters,
+)
 from simclr.data import check_split_images
 from simclr.distributed import gather_objects, gather_with_grad, global_batchnorm, together
 from simclr.errors import PluginError, SimCLRError, TrainingError, UserError
+from simclr.evaluate import knn_monitor, labelled_splits, trained_normalisation
 from simclr.hookspecs import RunContext
 from simclr.metrics import MetricTracker
-from simclr.model import SimCLRModel
+from simclr.model import build_model
 from simclr.plugin_manager import plugin_system
 from simclr.progress import TrainProgress
 from simclr.rundir import (
@@ -37,7 +45,7 @@ from simclr.rundir import (
     lock_run_dir,
     training_process,
 )
-from simclr.runtime import Runtime, make_runtime, seed_everything, shutdown
+from simclr.runtime import make_runtime, seed_everything, shutdown
 from simclr.schedule import LRSchedule, batch_scale
 from simclr.schema import Experiment
 
@@ -48,42 +56,6 @@ class Interrupted(SimCLRError):
     """SIGINT/SIGTERM arrived; a checkpoint was saved."""
 
     exit_code = 130
-
-
-def loss_output_problem(loss: Any, diagnostics: Any) -> str | None:
-    """What breaks the loss contract in one call's outputs, from their types and shapes alone (no device sync):
-    a scalar float tensor with a gradient path, and a dict of single-value tensors as ``diagnostics``."""
-
-    def described(value: Any) -> str:
-        return f"a tensor of shape {list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
-
-    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
-        return f"returned {described(loss)}; a loss returns a scalar (0-dim) torch.Tensor, e.g. the batch mean"
-    if not loss.is_floating_point() or not loss.requires_grad:
-        problem = f"a {loss.dtype} tensor" if not loss.is_floating_point() else "a tensor without a gradient"
-        return f"returned {problem}; the loss must be a float tensor computed from z1 and z2 (not detached)"
-    if not isinstance(diagnostics, dict):
-        return f"has diagnostics of type {type(diagnostics).__name__}; they must be a dict of single-value tensors"
-    for key, value in diagnostics.items():
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            return (
-                f"has diagnostics['{key}'] = {described(value)}; each diagnostic is a single-value tensor (such as a "
-                "0-dim mean) left on the device (no .item(): the trainer reads them every train.log_every steps)"
-            )
-    return None
-
-
-def check_loss_output(loss: Any, loss_fn: Any, name: str) -> None:
-    """Raise :class:`PluginError` naming loss ``name`` and its plugin when one call's outputs break the contract:
-    a plugin's mistake gets a message, not a traceback from ``backward()`` or the metric tracker."""
-    problem = loss_output_problem(loss, getattr(loss_fn, "diagnostics", {}))
-    if problem:
-        raise PluginError(f"{component_label('loss', name)} {problem}")
-
-
-def component_label(kind: str, name: str) -> str:
-    """How messages name the ``kind`` ``name``: with its plugin and distribution."""
-    return plugin_system().registry.get(kind, name).label
 
 
 def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
@@ -117,76 +89,6 @@ def match_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
             for key, value in state.items():
                 if torch.is_tensor(value) and value.shape == param.shape and value.stride() != param.stride():
                     state[key] = torch.empty_like(param).copy_(value)
-
-
-def _warn_of_untrained_parameters(model: nn.Module, optimizer: torch.optim.Optimizer, name: str) -> None:
-    """An optimizer plugin that leaves out some of the model's trainable parameters (the projection head, say)
-    would silently train only part of it."""
-    given = {id(param) for group in optimizer.param_groups for param in group["params"]}
-    trainable = [(key, param) for key, param in model.named_parameters() if param.requires_grad]
-    left_out = [key for key, param in trainable if id(param) not in given]
-    if left_out:
-        log.warning(
-            "optimizer '%s' was given %d of the model's %d trainable parameters and leaves out %d (e.g. %s): those "
-            "are never trained",
-            name,
-            len(trainable) - len(left_out),
-            len(trainable),
-            len(left_out),
-            ", ".join(left_out[:3]),
-        )
-
-
-def _warn_of_loss_parameters(loss_fn: nn.Module, name: str) -> None:
-    """A loss's own trainable parameters (a learnable temperature, say) would silently stay as initialised."""
-    untrained = [key for key, param in loss_fn.named_parameters() if param.requires_grad]
-    if untrained:
-        log.warning(
-            "loss '%s' has trainable parameters (%s), which nothing trains: the optimizer is given the model's "
-            "parameters only; make them buffers, or set requires_grad=False where they are constants",
-            name,
-            ", ".join(untrained),
-        )
-
-
-def build_model(experiment: Experiment, image_size: int) -> SimCLRModel:
-    backbone = experiment.model.backbone.build(image_size)
-    projection = experiment.model.projection
-    return SimCLRModel(backbone, projection.hidden_dim, projection.out_dim, projection.layers)
-
-
-def check_backbone_output(backbone: nn.Module, name: str, image_size: int, runtime: Runtime) -> None:
-    """Raise :class:`PluginError` naming backbone ``name`` and its plugin unless it turns two blank images of
-    ``image_size`` into features [2, feature_dim] on the run's device, in its precision and memory layout: a wrong
-    ``feature_dim`` would otherwise fail in the projection head, and an image size the backbone cannot take in its
-    first step, both after the run directory is written. Runs in eval mode without gradients, so no BatchNorm
-    statistics or RNG state change."""
-    modes = {module: module.training for module in backbone.modules()}
-    shape = f"2 images of [3, {image_size}, {image_size}]"
-    images = torch.zeros(2, 3, image_size, image_size, device=runtime.device)
-    if runtime.channels_last:
-        images = images.to(memory_format=torch.channels_last)
-    backbone.eval()
-    try:
-        with runtime.rng_kept():
-            with torch.no_grad(), runtime.autocast():
-                features = backbone(images)
-    except Exception as exc:
-        problem = f"failed on {shape}: {type(exc).__name__}: {exc}"
-    else:
-        expected = [2, backbone.feature_dim]
-        found = f"shape {list(features.shape)}" if isinstance(features, torch.Tensor) else type(features).__name__
-        problem = None
-        if not (isinstance(features, torch.Tensor) and list(features.shape) == expected):
-            problem = (
-                f"declares feature_dim {backbone.feature_dim}, but on {shape} returns {found}; a backbone returns "
-                f"features [B, feature_dim], here {expected}"
-            )
-    finally:
-        for module, training in modes.items():
-            module.training = training
-    if problem:
-        raise PluginError(f"{component_label('backbone', name)} {problem}")
 
 
 @contextmanager
@@ -266,8 +168,8 @@ class Trainer:
         self._try_loss()
         self.optimizer = experiment.optimizer.build(model)
         if self.runtime.is_main:
-            _warn_of_untrained_parameters(model, self.optimizer, experiment.optimizer.name)
-            _warn_of_loss_parameters(self.loss_fn, experiment.loss.name)
+            warn_of_untrained_parameters(model, self.optimizer, experiment.optimizer.name)
+            warn_of_loss_parameters(self.loss_fn, experiment.loss.name)
         #: the input normalisation: a resumed run keeps its checkpoint's, whatever the pre-training folder holds now
         self.normalisation = self._normalisation(state)
         self.stream = ViewStream(self.dataset, experiment.data, self.runtime, train.seed, self.normalisation)
@@ -314,8 +216,6 @@ class Trainer:
         warning when the pre-training set's size changed since."""
         if state is None:
             return tuple(self.dataset.mean), tuple(self.dataset.std)
-        from simclr.evaluate import trained_normalisation
-
         images, saved = len(self.dataset.pretrain_split()), state.get("pretrain_images")
         if saved is not None and saved != images and self.runtime.is_main:
             log.warning(
@@ -331,8 +231,6 @@ class Trainer:
     def _check_evaluable(self) -> None:
         """eval.after_train: the labelled splits are checked now, before anything is written, rather than found
         unusable after training (their labels too where they are in memory)."""
-        from simclr.evaluate import labelled_splits
-
         name = self.experiment.data.dataset.name
         if self.dataset.eval_splits() is None:
             raise UserError(
@@ -677,8 +575,6 @@ class Trainer:
     def _knn_monitor(self) -> float:
         """kNN top-1 of the current backbone's features; under torchrun every rank takes part (each extracts a
         shard). The global RNG is left as it was: every rank must keep drawing the same samples in the loss."""
-        from simclr.evaluate import knn_monitor
-
         cfg = self.experiment.eval
         with torch.random.fork_rng(devices=[]):
             return knn_monitor(

@@ -122,8 +122,8 @@ def test_invalid_params_are_config_errors():
 def test_the_backbone_check_changes_no_state_and_keeps_each_modules_mode():
     """check_backbone_output's trial forward (of blank images, to check feature_dim) must leave the network as
     built: the same weights and BatchNorm statistics, and a module a plugin froze in eval mode still frozen."""
+    from simclr.contracts import check_backbone_output
     from simclr.runtime import Runtime
-    from simclr.trainer import check_backbone_output
 
     backbone = simclr.create("backbone", "small_resnet", 16, width=4)
     frozen = next(m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))

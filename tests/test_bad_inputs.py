@@ -20,7 +20,8 @@ from plugin_fixtures import PLUGIN_MISTAKES, WRONG_TYPE, make_distribution
 
 from simclr import config
 from simclr.checkpoint import load_checkpoint
-from simclr.trainer import Trainer, build_model
+from simclr.model import build_model
+from simclr.trainer import Trainer
 
 TINY = MINIMAL_RUN
 

@@ -18,7 +18,7 @@ from simclr.cli.main import main
 from simclr.config import experiment_from_dict, resolved_dict
 from simclr.errors import UserError
 from simclr.evaluate import evaluate_run
-from simclr.trainer import build_model
+from simclr.model import build_model
 
 CONFIG = {
     "data": {"dataset": {"name": "digits", "image_size": 8}, "batch_size": 64},

@@ -25,9 +25,10 @@ from simclr.evaluate import check_labels, evaluate_run, knn_monitor
 from simclr.export import export_backbone
 from simclr.features import FeatureSet, cache_key, cached_features, extract_features
 from simclr.fingerprint import tensors_fingerprint
+from simclr.model import build_model
 from simclr.probes import knn_probe
 from simclr.rundir import EVAL_FILE
-from simclr.trainer import Trainer, build_model
+from simclr.trainer import Trainer
 from simclr.views import normalize
 
 ROOT = Path(__file__).resolve().parent.parent

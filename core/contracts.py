@@ -1,0 +1,117 @@
+"""Checks that a plugin's component keeps its contract, made before a run writes anything (and by the bench): a
+plugin's mistake gets a message naming the component and its plugin, not a traceback from deep in the loop, and a
+silent mistake (parameters nothing trains) a warning."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import torch
+from torch import nn
+
+from simclr.errors import PluginError
+from simclr.plugin_manager import plugin_system
+from simclr.runtime import Runtime
+
+log = logging.getLogger("simclr")
+
+
+def component_label(kind: str, name: str) -> str:
+    """How messages name the ``kind`` ``name``: with its plugin and distribution."""
+    return plugin_system().registry.get(kind, name).label
+
+
+def loss_output_problem(loss: Any, diagnostics: Any) -> str | None:
+    """What breaks the loss contract in one call's outputs, from their types and shapes alone (no device sync):
+    a scalar float tensor with a gradient path, and a dict of single-value tensors as ``diagnostics``."""
+
+    def described(value: Any) -> str:
+        return f"a tensor of shape {list(value.shape)}" if isinstance(value, torch.Tensor) else type(value).__name__
+
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        return f"returned {described(loss)}; a loss returns a scalar (0-dim) torch.Tensor, e.g. the batch mean"
+    if not loss.is_floating_point() or not loss.requires_grad:
+        problem = f"a {loss.dtype} tensor" if not loss.is_floating_point() else "a tensor without a gradient"
+        return f"returned {problem}; the loss must be a float tensor computed from z1 and z2 (not detached)"
+    if not isinstance(diagnostics, dict):
+        return f"has diagnostics of type {type(diagnostics).__name__}; they must be a dict of single-value tensors"
+    for key, value in diagnostics.items():
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            return (
+                f"has diagnostics['{key}'] = {described(value)}; each diagnostic is a single-value tensor (such as a "
+                "0-dim mean) left on the device (no .item(): the trainer reads them every train.log_every steps)"
+            )
+    return None
+
+
+def check_loss_output(loss: Any, loss_fn: Any, name: str) -> None:
+    """Raise :class:`PluginError` naming loss ``name`` and its plugin when one call's outputs break the contract:
+    a plugin's mistake gets a message, not a traceback from ``backward()`` or the metric tracker."""
+    problem = loss_output_problem(loss, getattr(loss_fn, "diagnostics", {}))
+    if problem:
+        raise PluginError(f"{component_label('loss', name)} {problem}")
+
+
+def check_backbone_output(backbone: nn.Module, name: str, image_size: int, runtime: Runtime) -> None:
+    """Raise :class:`PluginError` naming backbone ``name`` and its plugin unless it turns two blank images of
+    ``image_size`` into features [2, feature_dim] on the run's device, in its precision and memory layout: a wrong
+    ``feature_dim`` would otherwise fail in the projection head, and an image size the backbone cannot take in its
+    first step, both after the run directory is written. Runs in eval mode without gradients, so no BatchNorm
+    statistics or RNG state change."""
+    modes = {module: module.training for module in backbone.modules()}
+    shape = f"2 images of [3, {image_size}, {image_size}]"
+    images = torch.zeros(2, 3, image_size, image_size, device=runtime.device)
+    if runtime.channels_last:
+        images = images.to(memory_format=torch.channels_last)
+    backbone.eval()
+    try:
+        with runtime.rng_kept():
+            with torch.no_grad(), runtime.autocast():
+                features = backbone(images)
+    except Exception as exc:
+        problem = f"failed on {shape}: {type(exc).__name__}: {exc}"
+    else:
+        expected = [2, backbone.feature_dim]
+        found = f"shape {list(features.shape)}" if isinstance(features, torch.Tensor) else type(features).__name__
+        problem = None
+        if not (isinstance(features, torch.Tensor) and list(features.shape) == expected):
+            problem = (
+                f"declares feature_dim {backbone.feature_dim}, but on {shape} returns {found}; a backbone returns "
+                f"features [B, feature_dim], here {expected}"
+            )
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    if problem:
+        raise PluginError(f"{component_label('backbone', name)} {problem}")
+
+
+def warn_of_untrained_parameters(model: nn.Module, optimizer: torch.optim.Optimizer, name: str) -> None:
+    """An optimizer plugin that leaves out some of the model's trainable parameters (the projection head, say)
+    would silently train only part of it."""
+    given = {id(param) for group in optimizer.param_groups for param in group["params"]}
+    trainable = [(key, param) for key, param in model.named_parameters() if param.requires_grad]
+    left_out = [key for key, param in trainable if id(param) not in given]
+    if left_out:
+        log.warning(
+            "optimizer '%s' was given %d of the model's %d trainable parameters and leaves out %d (e.g. %s): those "
+            "are never trained",
+            name,
+            len(trainable) - len(left_out),
+            len(trainable),
+            len(left_out),
+            ", ".join(left_out[:3]),
+        )
+
+
+def warn_of_loss_parameters(loss_fn: nn.Module, name: str) -> None:
+    """A loss's own trainable parameters (a learnable temperature, say) would silently stay as initialised."""
+    untrained = [key for key, param in loss_fn.named_parameters() if param.requires_grad]
+    if untrained:
+        log.warning(
+            "loss '%s' has trainable parameters (%s), which nothing trains: the optimizer is given the model's "
+            "parameters only; make them buffers, or set requires_grad=False where they are constants",
+            name,
+            ", ".join(untrained),
+        )

@@ -328,13 +328,13 @@ def evaluate_run(
     checkpoint, out_dir = resolve_target(target)
     torch_device = resolve_eval_device(device)
     state = load_checkpoint(checkpoint, map_location="cpu")
-    trainer = training_process(out_dir) if checkpoint == last_checkpoint(out_dir) else None
-    if trainer is not None:
+    holder = training_process(out_dir) if checkpoint == last_checkpoint(out_dir) else None
+    if holder is not None:
         log.warning(
             "%s is being trained by %s right now: this evaluates its last checkpoint, of epoch %s (its result says "
             "so; `simclr report` marks it once training has gone further)",
             out_dir,
-            trainer,
+            holder,
             state.get("epoch"),
         )
     if not os.access(out_dir, os.W_OK):

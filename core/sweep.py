@@ -27,14 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from simclr.atomic import write_json
 from simclr.config import (
     Positions,
     apply_overrides,
-    dump_yaml,
     load_yaml,
     resolved_dict,
     validate,
@@ -165,7 +163,7 @@ class _Planned(NamedTuple):
     """A combination before validation: its overrides carry their source (a line of the sweep file)."""
 
     name: str
-    experiment: str | None
+    experiment_file: str | None
     overrides: list[tuple[str, str]]
     reported: float | None
 
@@ -230,7 +228,7 @@ def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
             "move it away or choose another --out"
         )
     stored = _flat(run_dir_config(run_dir))
-    wanted = _flat(yaml.safe_load(dump_yaml(experiment)))
+    wanted = _flat(resolved_dict(experiment))
     differ = sorted(key for key in stored.keys() | wanted.keys() if stored.get(key, ...) != wanted.get(key, ...))
     if _longer(stored.get(EPOCHS_KEY), wanted[EPOCHS_KEY]):
         if read_record(run_dir).get("status") == "trained" and not last_checkpoint(run_dir).is_file():
@@ -314,13 +312,13 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), out: str | Path 
     runs = _listed_runs(spec, positions, src) if spec.runs is not None else _grid_runs(spec, positions, src)
     issues: dict[tuple[str, str, str], list[str]] = {}
     files: dict[Path, tuple[dict, Positions] | ConfigError] = {}
-    for index, (name, experiment, own, reported) in enumerate(runs):
-        experiment_file = path.parent / (experiment or spec.base or "")
+    for index, (name, own_file, own, reported) in enumerate(runs):
+        experiment_file = path.parent / (own_file or spec.base or "")
         if experiment_file not in files:
             try:
                 files[experiment_file] = load_yaml(experiment_file)
             except ConfigError as exc:  # said at the line that names the file
-                key = ("runs", index, "experiment") if experiment else ("base",)
+                key = ("runs", index, "experiment") if own_file else ("base",)
                 where = positions.get(key, src)
                 files[experiment_file] = ConfigError([ConfigIssue(where, ".".join(map(str, key)), str(exc))])
         loaded = files[experiment_file]

@@ -6,7 +6,9 @@ loss are kept as tensors, so a non-finite loss is still pinned to the exact step
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -57,3 +59,35 @@ class MetricTracker:
         bad = None if finite_steps == steps else int(finite_steps)
         self._reset()
         return Interval(means, steps, bad, None if last_finite != last_finite else last_finite)
+
+
+class EpochMeter:
+    """One epoch's step-weighted metric totals, steps and seconds, with the part trained before an interruption in
+    its middle (``carried``: the checkpoint's ``epoch_progress``), and where the current log interval started."""
+
+    def __init__(self, carried: dict[str, Any] | None, global_step: int):
+        carried = carried or {}
+        self.totals: dict[str, float] = dict(carried.get("totals", {}))
+        self.steps: int = carried.get("steps", 0)
+        self._earlier_seconds: float = carried.get("seconds", 0.0)
+        self._started = self.interval_start = time.perf_counter()
+        self.interval_first_step = global_step
+
+    def add_interval(self, record: dict[str, Any], steps: int, global_step: int) -> None:
+        """Add a read-back interval's means, weighted by its ``steps``, and start the next interval."""
+        for key, value in record.items():
+            if isinstance(value, float) and key not in ("lr", "images_per_sec"):
+                self.totals[key] = self.totals.get(key, 0.0) + value * steps
+        self.steps += steps
+        self.interval_start, self.interval_first_step = time.perf_counter(), global_step
+
+    def seconds(self) -> float:
+        """The epoch's training time so far, the part before an interruption included."""
+        return self._earlier_seconds + time.perf_counter() - self._started
+
+    def means(self) -> dict[str, float]:
+        return {key: total / max(self.steps, 1) for key, total in self.totals.items()}
+
+    def progress(self) -> dict[str, Any]:
+        """What a checkpoint written in the middle of the epoch keeps, for the resumed part to carry on."""
+        return {"totals": self.totals, "steps": self.steps, "seconds": self.seconds()}

@@ -32,7 +32,7 @@ from simclr.distributed import gather_objects, gather_with_grad, global_batchnor
 from simclr.errors import PluginError, SimCLRError, TrainingError, UserError
 from simclr.evaluate import knn_monitor, labelled_splits, trained_normalisation
 from simclr.hookspecs import RunContext
-from simclr.metrics import MetricTracker
+from simclr.metrics import EpochMeter, MetricTracker
 from simclr.model import build_model
 from simclr.plugin_manager import plugin_system
 from simclr.progress import TrainProgress
@@ -480,27 +480,10 @@ class Trainer:
     def _run_epoch(self, progress: TrainProgress, signals: dict) -> dict[str, Any]:
         log_every = self.experiment.train.log_every
         tracker = MetricTracker(self.runtime.device)
-        carried = self.epoch_progress or {}  # the part of this epoch trained before an interruption
-        self.epoch_progress = None
-        epoch_totals: dict[str, float] = dict(carried.get("totals", {}))
-        epoch_steps: int = carried.get("steps", 0)
-        earlier_seconds: float = carried.get("seconds", 0.0)
         progress.start_epoch(self.epoch, self.step_in_epoch)
-        started = interval_start = time.perf_counter()
-        interval_first_step = self.global_step
+        meter = EpochMeter(self.epoch_progress, self.global_step)  # with the part trained before an interruption
+        self.epoch_progress = None
         lr = 0.0
-
-        def read_interval() -> dict[str, Any]:
-            """Read back the steps since the last read and add them to the epoch's totals."""
-            nonlocal epoch_steps, interval_start, interval_first_step
-            record, steps = self._read(tracker, interval_first_step, time.perf_counter() - interval_start, lr)
-            for key, value in record.items():
-                if isinstance(value, float) and key not in ("lr", "images_per_sec"):
-                    epoch_totals[key] = epoch_totals.get(key, 0.0) + value * steps
-            epoch_steps += steps
-            interval_start, interval_first_step = time.perf_counter(), self.global_step
-            return record if steps else {}
-
         self.model.train()
         for views in self.stream.epoch(self.epoch, self.step_in_epoch):
             if self.step_in_epoch >= self.steps_per_epoch:
@@ -512,27 +495,26 @@ class Trainer:
             self.step_in_epoch += 1
             logged = self.global_step % log_every == 0 or self.step_in_epoch == self.steps_per_epoch
             if logged:
-                record = read_interval()
+                record = self._read_interval(tracker, meter, lr)
                 progress.step(self.step_in_epoch, record)
                 self.context.step = self.global_step
                 self._hook("simclr_on_log", record=record)
             if self._stop_requested(signals, logged):
                 self.stopping = True
                 if self.step_in_epoch < self.steps_per_epoch:  # else finish the epoch, then stop
-                    record = read_interval()
+                    record = self._read_interval(tracker, meter, lr)
                     if record:
                         self._hook("simclr_on_log", record=record)
-                    seconds = earlier_seconds + time.perf_counter() - started
-                    self.epoch_progress = {"totals": epoch_totals, "steps": epoch_steps, "seconds": seconds}
+                    self.epoch_progress = meter.progress()
                     raise self._interrupted(signals, self.save())
-        seconds = earlier_seconds + time.perf_counter() - started
+        seconds = meter.seconds()
         record = {
             "type": "epoch",
             "epoch": self.epoch,
             "step": self.global_step,
-            **{key: total / max(epoch_steps, 1) for key, total in epoch_totals.items()},
+            **meter.means(),
             "lr": lr,
-            "images_per_sec": epoch_steps * self.experiment.data.batch_size / max(seconds, 1e-9),
+            "images_per_sec": meter.steps * self.experiment.data.batch_size / max(seconds, 1e-9),
             "seconds": seconds,
         }
         self.epoch += 1
@@ -540,7 +522,7 @@ class Trainer:
         if self.trained is not None:
             self.trained = {
                 "seconds": self.trained["seconds"] + seconds,
-                "images": self.trained["images"] + epoch_steps * self.experiment.data.batch_size,
+                "images": self.trained["images"] + meter.steps * self.experiment.data.batch_size,
             }
         if self.monitor_every and self.epoch % self.monitor_every == 0:
             record["knn_top1"] = self._knn_monitor()
@@ -597,6 +579,14 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return loss
+
+    def _read_interval(self, tracker: MetricTracker, meter: EpochMeter, lr: float) -> dict[str, Any]:
+        """Read back the steps since the last read and add them to the epoch's ``meter``; {} when there were
+        none."""
+        seconds = time.perf_counter() - meter.interval_start
+        record, steps = self._read(tracker, meter.interval_first_step, seconds, lr)
+        meter.add_interval(record, steps, self.global_step)
+        return record if steps else {}
 
     def _read(self, tracker: MetricTracker, first_step: int, seconds: float, lr: float) -> tuple[dict, int]:
         interval = tracker.read()

@@ -94,9 +94,7 @@ def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: 
     views = BatchedViews(resolve_views(experiment.data.augment, RandomImages(image_size, 1, defaults)))
     generator = torch.Generator(device=runtime.device)
     generator.manual_seed(0)
-    model = build_model(experiment, image_size).to(runtime.device)
-    if runtime.channels_last:
-        model = model.to(memory_format=torch.channels_last)
+    model = runtime.place(build_model(experiment, image_size))
     check_backbone_output(model.backbone, experiment.model.backbone.name, image_size, runtime)
     forward = torch.compile(model) if experiment.train.compile else model
     loss_fn = experiment.loss.build().to(runtime.device)
@@ -105,9 +103,7 @@ def run_bench(experiment: Experiment, steps: int = 20, warmup: int = 5, device: 
 
     def make_views() -> tuple[torch.Tensor, torch.Tensor]:
         v1, v2 = views.pair(images, generator)
-        if runtime.channels_last:
-            v1, v2 = (v.contiguous(memory_format=torch.channels_last) for v in (v1, v2))
-        return v1, v2
+        return runtime.place(v1), runtime.place(v2)
 
     fixed = make_views()
 

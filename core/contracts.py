@@ -61,9 +61,7 @@ def check_backbone_output(backbone: nn.Module, name: str, image_size: int, runti
     statistics or RNG state change."""
     modes = {module: module.training for module in backbone.modules()}
     shape = f"2 images of [3, {image_size}, {image_size}]"
-    images = torch.zeros(2, 3, image_size, image_size, device=runtime.device)
-    if runtime.channels_last:
-        images = images.to(memory_format=torch.channels_last)
+    images = runtime.place(torch.zeros(2, 3, image_size, image_size))
     backbone.eval()
     try:
         with runtime.rng_kept():

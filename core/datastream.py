@@ -97,10 +97,7 @@ class ViewStream:
         return self.size // self.global_batch
 
     def _prepare(self, view: torch.Tensor) -> torch.Tensor:
-        view = view.to(self.runtime.device, non_blocking=True)
-        if self.runtime.channels_last:
-            view = view.contiguous(memory_format=torch.channels_last)
-        return view
+        return self.runtime.place(view)
 
     def _views(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Both views of a uint8 batch already on the device, in one pass of the batched augmentation."""

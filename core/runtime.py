@@ -9,6 +9,7 @@ import os
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as dist
@@ -19,6 +20,9 @@ from simclr.schema import DEVICE_CHOICES, DEVICE_NAME, TrainConfig
 log = logging.getLogger("simclr")
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+Placeable = TypeVar("Placeable", torch.Tensor, torch.nn.Module)
 
 
 @dataclass
@@ -42,6 +46,12 @@ class Runtime:
         if self.precision == "fp32":
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=DTYPES[self.precision])
+
+    def place(self, x: Placeable) -> Placeable:
+        """A module or a batch of images on this device, in the channels-last memory format where the run uses it
+        (the model and its inputs must agree)."""
+        x = x.to(self.device, non_blocking=True) if isinstance(x, torch.Tensor) else x.to(self.device)
+        return x.to(memory_format=torch.channels_last) if self.channels_last else x
 
     def rng_kept(self) -> contextlib.AbstractContextManager:
         """A block whose random draws leave the CPU's and this device's generators as they were (a trial run)."""

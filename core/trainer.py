@@ -159,9 +159,7 @@ class Trainer:
         model = build_model(experiment, self.dataset.image_size)
         if self.runtime.distributed and experiment.model.sync_batchnorm:
             model = global_batchnorm(model, self.runtime.device)
-        model = model.to(self.runtime.device)
-        if self.runtime.channels_last:
-            model = model.to(memory_format=torch.channels_last)
+        model = self.runtime.place(model)
         check_backbone_output(model.backbone, experiment.model.backbone.name, self.dataset.image_size, self.runtime)
         self.model = model
         self.loss_fn = experiment.loss.build().to(self.runtime.device)

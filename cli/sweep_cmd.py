@@ -11,6 +11,7 @@ from rich.table import Table
 from simclr.cli.config_cmd import add_set_argument
 from simclr.cli.output import err, out
 from simclr.errors import SimCLRError, UserError
+from simclr.schema import DEVICE_CHOICES, DEVICE_NAME
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -67,10 +68,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--parallel-gpus must be >= 0 (0, the default: one run after another)")
     if args.parallel_gpus and args.device:
         raise UserError("--device cannot be combined with --parallel-gpus: each process gets one GPU")
-    if args.device:
-        from simclr.runtime import resolve_device
-
-        resolve_device(args.device, source="--device")
+    if args.device and not DEVICE_NAME.match(args.device):  # whether it is here is for the runs to find out
+        raise UserError(f"--device '{args.device}' is not a device; use {DEVICE_CHOICES}")
     sweep = load_sweep(args.sweep, args.overrides, args.out)
     sweep.command = _command_line(args)
     combos = sweep.select(args.only)
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         out.print(_plan(sweep, combos))
         return 0
-    refresh_records(sweep, combos)
+    refresh_records(sweep)
     gpus = visible_gpus()[: args.parallel_gpus] if args.parallel_gpus else []
     if args.parallel_gpus and len(gpus) < 2:
         seen = "no GPU is visible" if not gpus else "only one GPU is visible"

@@ -149,7 +149,9 @@ DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
 
 class TrainConfig(Strict):
     epochs: int = Field(100, ge=1)
-    seed: int = Field(0, ge=0, lt=2**32, description="seeds torch, the data order and the views (0 to 2**32 - 1)")
+    seed: int = Field(
+        0, gt=-(2**32), lt=2**32, description="seeds torch, the data order and the views (|seed| < 2**32)"
+    )
     device: str = Field(
         "auto", description="auto | cpu | cuda | cuda:N | mps (under torchrun: auto or cuda, the GPU of LOCAL_RANK)"
     )

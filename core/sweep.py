@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from simclr.atomic import write_json
@@ -69,9 +70,9 @@ class SweepRun(Strict):
     @field_validator("name")
     @classmethod
     def _folder_name(cls, name: str) -> str:
-        if not re.match(RUN_NAME, name):
+        if not re.fullmatch(RUN_NAME, name):
             raise ValueError(
-                f"'{name}' cannot name a run: it names the run's folder, so it is letters, digits and . _ = , + - "
+                f"{name!r} cannot name a run: it names the run's folder, so it is letters, digits and . _ = , + - "
                 "only, starting with a letter or digit"
             )
         return name
@@ -346,25 +347,44 @@ def load_sweep(path: str | Path, overrides: Sequence[str] = (), out: str | Path 
     return sweep
 
 
-def _override_key(text: str) -> str:
-    return text.split("=", 1)[0].strip()
+def _override_key(text: str) -> tuple[str, ...]:
+    """The dotted key of a ``KEY.PATH=VALUE`` override, part by part, as :func:`apply_overrides` reads it."""
+    return tuple(part.strip() for part in text.split("=", 1)[0].split("."))
+
+
+def _sets(text: str, key: tuple[str, ...]) -> bool:
+    """Whether override ``text`` gives a value at ``key``: its own key, or a key inside the section it gives."""
+    own_key = _override_key(text)
+    if key[: len(own_key)] != own_key:
+        return False
+    try:
+        value = yaml.safe_load(text.split("=", 1)[1])
+    except yaml.YAMLError:
+        return False
+    for part in key[len(own_key) :]:
+        if not isinstance(value, dict) or part not in value:
+            return False
+        value = value[part]
+    return True
 
 
 def _shadowed(own: list[tuple[str, str]], later: list[tuple[str, str]]) -> list[ConfigIssue]:
-    """An issue for each of a run's own overrides (its grid values or its set: entries) that a later one replaces,
-    at the same key or at a section above it: the run would not train what its entry, and a grid run's name,
+    """An issue for each of a run's own overrides (its grid values or its set: entries) that a later one replaces:
+    at its key, at a section above it, or at a key its section value gives (``loss.temperature`` after
+    ``loss={name: nt_xent, temperature: 0.1}``). The run would not train what its entry, and a grid run's name,
     say."""
     issues = []
     for position, (text, _) in enumerate(own):
         key = _override_key(text)
         for later_text, later_source in own[position + 1 :] + later:
             replacing = _override_key(later_text)
-            if key == replacing or key.startswith(f"{replacing}."):
+            if key[: len(replacing)] == replacing or _sets(text, replacing):
+                shown = ".".join(max(key, replacing, key=len))  # what is replaced: the deeper of the two keys
                 message = (
-                    f"replaces {key}, which the run's own entry in the sweep file sets, so the run would not train "
+                    f"replaces {shown}, which the run's own entry in the sweep file sets, so the run would not train "
                     "what that entry (and a grid run's name) says; drop one of the two"
                 )
-                issues.append(ConfigIssue(later_source, replacing, message))
+                issues.append(ConfigIssue(later_source, ".".join(replacing), message))
                 break
     return issues
 
@@ -422,12 +442,17 @@ def _entry(combo: Combination, sweep: Sweep) -> dict[str, Any]:
     }
 
 
-def refresh_records(sweep: Sweep, combos: Sequence[Combination]) -> None:
-    """Bring the sweep.json of runs that trained before up to date with the sweep file as it is now (its
-    ``reported:`` numbers and the order of its runs, which the report shows), keeping how each run went."""
-    for combo in combos:
+def refresh_records(sweep: Sweep) -> None:
+    """Bring the sweep.json of every run that trained before (those --only leaves out too) up to date with the
+    sweep file as it is now: its ``reported:`` numbers and the order of its runs, which the report shows. How each
+    run went is kept; a run directory that holds another configuration is left alone."""
+    for combo in sweep.combinations:
         record = read_record(combo.run_dir)
-        if record and {**record, **_entry(combo, sweep)} != record:
+        if (
+            record
+            and {**record, **_entry(combo, sweep)} != record
+            and not _stored_mismatch(combo.run_dir, combo.experiment)
+        ):
             write_json({**record, **_entry(combo, sweep)}, combo.run_dir / SWEEP_RECORD)
 
 
@@ -580,7 +605,7 @@ def run_parallel(
                     log.error("sweep: %s exited with status %d; see %s", name, code, logs / f"{name}.log")
     except KeyboardInterrupt:
         for process, _ in running.values():
-            if process.poll() is None:  # one that Ctrl-C reached already just goes on stopping
+            if process.poll() is None:  # one that Ctrl-C reached already is stopping: this changes nothing there
                 process.send_signal(signal.SIGTERM)
         for process, _ in running.values():
             process.wait()

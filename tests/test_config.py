@@ -507,3 +507,14 @@ def test_a_sweep_file_given_as_an_experiment_points_at_simclr_sweep(tmp_path):
     path.write_text("base: exp.yaml\ngrid:\n  loss.temperature: [0.1, 0.5]\n")
     with pytest.raises(ConfigError, match=f"this is a sweep file .* `simclr sweep {path} --dry-run`"):
         config.load_experiment(path)
+
+
+def test_a_seed_is_any_integer_the_runs_seed_arithmetic_keeps_in_64_bits(tmp_path):
+    """Negative seeds (accepted before the bound) still are; a seed of 2**32 or more, which overflowed the data
+    stream's generator seed at run time, is refused when validated."""
+    path = write(tmp_path, GOOD)
+    assert config.load_experiment(path, ["train.seed=-4294967295"]).train.seed == -(2**32 - 1)
+    assert config.load_experiment(path, ["train.seed=4294967295"]).train.seed == 2**32 - 1
+    assert errors_of(path, ["train.seed=4294967296"]) == [
+        "--set train.seed=4294967296: train.seed: Input should be less than 4294967296"
+    ]

@@ -219,6 +219,7 @@ def test_sigterm_stops_any_command_like_ctrl_c(monkeypatch, capsys):
         raise AssertionError("SIGTERM did not stop the command")
 
     monkeypatch.setattr(report_cmd, "run", terminated)
+    before = signal.getsignal(signal.SIGTERM)
     assert main(["report", "."]) == 130
     assert "interrupted" in capsys.readouterr().err
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is before

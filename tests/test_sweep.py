@@ -17,12 +17,12 @@ import yaml
 
 import simclr
 from simclr.cli.main import main
+from simclr.config import resolved_dict
 from simclr.plugin_manager import plugin_system
 from simclr.sweep import (
     SweepInterrupted,
     child_command,
     load_sweep,
-    refresh_records,
     run_combination,
     run_parallel,
     run_state,
@@ -181,18 +181,21 @@ def test_a_sweep_evaluates_on_the_device_it_was_asked_for_not_the_one_training_u
 
 
 def test_a_rerun_brings_finished_runs_records_up_to_date_with_the_sweep_file(tmp_path):
-    """`reported:` numbers added, and runs reordered, after the runs trained: the report follows the file."""
+    """`reported:` numbers added, and runs reordered, after the runs trained: the report follows the file, also for
+    the runs --only leaves out (both runs failed before, so the re-run skips them and exits 1)."""
     runs = "  - {name: a, set: [loss.temperature=0.2]}\n  - {name: b, set: [loss.temperature=0.3]}\n"
     body = "base: base.yaml\nruns:\n" + runs
     sweep = load_sweep(write_sweep(tmp_path, body), out=tmp_path / "out")
     for combo in sweep.combinations:
         combo.run_dir.mkdir(parents=True)
+        (combo.run_dir / ".simclr-run").touch()
+        (combo.run_dir / "config.yaml").write_text(yaml.safe_dump(resolved_dict(combo.experiment)))
         record = {"name": combo.name, "index": combo.index, "reported": None, "status": "failed", "error": "nan"}
         (combo.run_dir / "sweep.json").write_text(json.dumps(record))
     edited = body.replace("{name: a,", "{name: a, reported: 91.5,").split("\n")
     edited[2], edited[3] = edited[3], edited[2]  # b first now
     sweep = load_sweep(write_sweep(tmp_path, "\n".join(edited)), out=tmp_path / "out")
-    refresh_records(sweep, sweep.combinations)
+    assert main(["sweep", str(sweep.path), "--out", str(tmp_path / "out"), "--only", "b", "--no-report"]) == 1
     a, b = (json.loads((tmp_path / "out" / name / "sweep.json").read_text()) for name in "ab")
     assert (a["index"], a["reported"], b["index"], b["reported"]) == (1, 91.5, 0, None)
     assert a["status"] == b["status"] == "failed" and a["error"] == "nan"  # how each went is kept
@@ -219,6 +222,7 @@ runs:
 
 def test_sweep_file_mistakes_are_said_where_they_are(tmp_path, capsys):
     cases = {
+        'base: base.yaml\nruns:\n  - {name: "a\\n"}\n': ":3: runs.0.name: 'a\\n' cannot name a run",
         "base: base.yaml\ngrid: {}\n": ":2: grid: is empty; give it KEY.PATH: [values] entries",
         "base: missing.yaml\ngrid:\n  loss.temperature: [0.1]\n": ":1 (run temperature=0.1): base: ",
         "base: base.yaml\nruns:\n  - {name: b/c}\n": ":3: runs.0.name: 'b/c' cannot name a run: it names the",
@@ -235,11 +239,14 @@ def test_sweep_file_mistakes_are_said_where_they_are(tmp_path, capsys):
     assert "afile is a file, not a folder for the sweep's runs" in capsys.readouterr().err
     assert main(["sweep", str(sweep), "--only", "", "--dry-run"]) == 2
     assert "no run called ''; the runs are: temperature=0.2,lr=0.001" in capsys.readouterr().err
+    # --device is checked as a name only: a sweep for a GPU machine validates on one without
+    assert main(["sweep", str(sweep), "--device", "cuda", "--dry-run"]) == 0
 
 
 def test_a_value_the_sweep_file_gives_a_run_cannot_be_replaced_behind_its_back(tmp_path, capsys):
-    """A run's own grid value or set: entry replaced by --set or by a later entry (at its key, or at a section
-    above it) would train something other than its name says: refused, at the replacing entry."""
+    """A run's own grid value or set: entry replaced by --set or by a later entry (at its key, at a section above
+    it, or inside the section it gives) would train something other than its name says: refused, at the replacing
+    entry."""
     sweep = write_sweep(tmp_path, GRID)
     assert main(["sweep", str(sweep), "--set", "loss.temperature=0.9", "--dry-run"]) == 2
     message = " ".join(capsys.readouterr().err.split())
@@ -250,6 +257,14 @@ def test_a_value_the_sweep_file_gives_a_run_cannot_be_replaced_behind_its_back(t
     assert main(["sweep", str(sweep), "--set", "loss={name: nt_logistic}", "--dry-run"]) == 2
     assert "loss: replaces loss.temperature" in capsys.readouterr().err
     assert main(["sweep", str(sweep), "--set", "loss.name=nt_logistic", "--dry-run"]) == 0  # beside it: fine
+    capsys.readouterr()
+    # inside a section the grid gives, and a key written with spaces, are the same key
+    sections = write_sweep(tmp_path, "base: base.yaml\ngrid:\n  loss: [{name: nt_xent, temperature: 0.1}]\n")
+    assert main(["sweep", str(sections), "--set", "loss. temperature=0.9", "--dry-run"]) == 2
+    assert "loss.temperature: replaces loss.temperature, which" in capsys.readouterr().err
+    assert main(["sweep", str(sections), "--set", "loss.name=nt_logistic", "--dry-run"]) == 2
+    assert "loss.name: replaces loss.name, which" in capsys.readouterr().err
+    assert main(["sweep", str(sections), "--set", "optimizer.lr=0.01", "--dry-run"]) == 0
     capsys.readouterr()
     clash = write_sweep(
         tmp_path, "base: base.yaml\nruns:\n  - name: a\n    set: [loss.temperature=0.3, 'loss={name: nt_xent}']\n"
@@ -342,13 +357,13 @@ def test_a_parallel_sweep_passes_a_stop_on_to_every_child(tmp_path, first):
     def command(combo):
         return [sys.executable, str(script), str(tmp_path), *roles[combo.name]]
 
-    started = time.monotonic()
+    started, before = time.monotonic(), signal.getsignal(signal.SIGTERM)
     with pytest.raises(SweepInterrupted):
         run_parallel(sweep, sweep.combinations, ["0", "1"], command, poll_seconds=0.1)
     assert time.monotonic() - started < 30
     assert (tmp_path / "b-got-SIGTERM").exists()
     assert (tmp_path / "a-got-SIGTERM").exists() == (first == "kill-parent")
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # this process's own handling is back
+    assert signal.getsignal(signal.SIGTERM) is before  # this process's own handling is back
 
 
 # ---- simclr report on fabricated runs ------------------------------------------------------------------------

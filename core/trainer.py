@@ -99,7 +99,7 @@ def stop_on_signals():
     def handler(signum, frame):
         if state["signal"] is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        state["signal"] = signal.Signals(signum).name
+        state["signal"] = state["signal"] or signal.Signals(signum).name  # the first one is what stopped the run
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -141,6 +141,8 @@ class Trainer:
         """Everything :meth:`__init__` promises, once the runtime is there."""
         from simclr.datastream import ViewStream
 
+        # rank 0's: under plain torchrun without --out each rank names its own timestamped default
+        self.run_dir = Path(gather_objects(str(self.run_dir))[0])
         experiment, run_dir, train = self.experiment, self.run_dir, self.experiment.train
         resume, overwrite = self.resume, self.overwrite
         state = load_checkpoint(run_dir, "cpu") if resume else None

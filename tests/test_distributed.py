@@ -513,6 +513,21 @@ def failing_trainer_worker(rank: int, world_size: int, port: int, out: Path) -> 
         (out / f"rank-{rank}").write_text(f"{joined} {type(exc).__name__}")
 
 
+def run_dir_worker(rank: int, world_size: int, port: int, out: Path) -> None:
+    """Each rank names its own run directory, as plain torchrun ranks without --out do (the timestamps differ)."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK="0"
+    )
+    trainer = Trainer(step_experiment("nt_xent"), out / f"run-of-rank-{rank}", device="cpu", show_progress=False)
+    (out / f"rank-{rank}").write_text(str(trainer.run_dir))
+    torch.distributed.destroy_process_group()
+
+
+def test_every_rank_uses_rank_0s_run_directory(tmp_path):
+    mp.spawn(run_dir_worker, args=(2, free_port(), tmp_path), nprocs=2, join=True)
+    assert [(tmp_path / f"rank-{rank}").read_text() for rank in range(2)] == [str(tmp_path / "run-of-rank-0")] * 2
+
+
 def test_a_trainer_that_cannot_start_leaves_the_process_group(tmp_path):
     """Under torchrun the trainer joins the process group first: a rank whose trainer then fails leaves it (so
     the process exits without NCCL's warnings, and its peers see it gone rather than wait for it)."""

@@ -378,6 +378,22 @@ def test_sigterm_saves_and_stops(tmp_path):
     assert load_checkpoint(tmp_path / "run")["global_step"] == 2
 
 
+def test_a_sigterm_after_ctrl_c_keeps_ctrl_c_as_what_stopped_the_run(tmp_path):
+    """A parallel sweep passes a stop on as SIGTERM, also to a run Ctrl-C already reached: the run still says
+    SIGINT stopped it, and saves as for one signal."""
+    trainer = Trainer(tiny(), tmp_path / "run", show_progress=False)
+    # pluggy calls the last registered first: SIGINT, then SIGTERM
+    plugin_system().register_object(SignalAtStep(2, signal.SIGTERM), "sigterm")
+    plugin_system().register_object(SignalAtStep(2, signal.SIGINT), "sigint")
+    try:
+        with pytest.raises(Interrupted, match="stopped by SIGINT"):
+            trainer.fit()
+    finally:
+        plugin_system().manager.unregister(name="sigint")
+        plugin_system().manager.unregister(name="sigterm")
+    assert load_checkpoint(tmp_path / "run")["global_step"] == 2
+
+
 class NaNAfter(torch.nn.Module):
     def __init__(self, inner, good_calls):
         super().__init__()

@@ -186,6 +186,33 @@ def test_image_folder_scales_16_bit_images_and_applies_exif_orientation(tmp_path
     assert rotated[:, 9:, :].float().mean(dim=(1, 2)).tolist() == pytest.approx([0, 0, 255], abs=6)
 
 
+def test_image_folder_reads_12_bit_data_in_16_bit_images_with_bit_depth(tmp_path, caplog):
+    """Many cameras store 12-bit data in 16-bit files: scaled as 16-bit they read dark (4095 -> 16 of 255), which
+    is warned of with the setting to use; bit_depth 12 makes 4095 white and clips anything brighter."""
+    gradient = (np.arange(16 * 16, dtype=np.uint32).reshape(16, 16) * 16).astype(np.uint16)  # 0 .. 4080
+    gradient[0, 0] = 4095
+    save(tmp_path / "train" / "camera.png", Image.fromarray(gradient))
+    hot = np.full((16, 16), 5000, dtype=np.uint16)  # above 12 bits: clipped white
+    save(tmp_path / "train" / "hot.png", Image.fromarray(hot))
+    with caplog.at_level("WARNING", logger="simclr"):
+        default = simclr.create("dataset", "image_folder", train=str(tmp_path / "train"), image_size=16)
+        camera, _ = default.pretrain_tensor()
+    assert int(camera.max()) == round(4095 / 257) == 16
+    assert "the 2 16-bit images use values up to 5000 only, of the 65535 that bit_depth 16 makes white" in caplog.text
+    assert "if they hold 13-bit data, set data.dataset.bit_depth: 13" in caplog.text
+    caplog.clear()
+    (tmp_path / "train" / "hot.png").unlink()
+    with caplog.at_level("WARNING", logger="simclr"):
+        twelve = simclr.create("dataset", "image_folder", train=str(tmp_path / "train"), image_size=16, bit_depth=12)
+        [camera] = twelve.pretrain_tensor()
+    expected = np.rint(gradient * (255 / 4095)).astype(np.uint8)
+    assert (camera.numpy() == expected).all() and int(camera.max()) == 255
+    assert "16-bit" not in caplog.text  # the data fills its 12 bits: nothing to say
+    save(tmp_path / "train" / "hot.png", Image.fromarray(hot))
+    clipped = simclr.create("dataset", "image_folder", train=str(tmp_path / "train"), image_size=16, bit_depth=12)
+    assert 255 in [int(image.min()) for image in clipped.pretrain_tensor()]  # all of hot.png white: 5000 clipped
+
+
 def test_image_folder_follows_links_to_folders_and_ends_link_loops(tmp_path):
     save(tmp_path / "train" / "own.png", Image.new("RGB", (8, 8), (1, 1, 1)))
     for i in (2, 3):

@@ -54,19 +54,23 @@ def _files(folder: Path, field: str) -> list[Path]:
 SIXTEEN_BIT_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB; a 16-bit greyscale image is scaled down (65535 -> 255) rather than clipped at 255, which is
-    what PIL's own conversion does and which turns most of such an image white; a float one (mode F) with values
-    in [0, 1] is scaled up, rather than read as 0-255 and turned black."""
+def _to_rgb(image: Image.Image, bit_depth: int) -> tuple[Image.Image, int | None]:
+    """8-bit RGB, and a 16-bit image's brightest value (None for other images). A 16-bit greyscale image is scaled
+    down (2**bit_depth - 1 -> 255) rather than clipped at 255, which is what PIL's own conversion does and which
+    turns most of such an image white; a float one (mode F) with values in [0, 1] is scaled up, rather than read
+    as 0-255 and turned black."""
+    brightest = None
     if image.mode in SIXTEEN_BIT_MODES:
-        values = np.asarray(image, dtype=np.float64) / 257
+        values = np.asarray(image, dtype=np.float64)
+        brightest = int(values.max()) if values.size else 0
+        values = values * (255 / (2**bit_depth - 1))
         image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
     elif image.mode == "F":
         # a NaN or infinite pixel is 0, rather than a reason to read the whole image as 0-255
         values = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
         values = values * 255 if values.size and values.max() <= 1.0 else values
         image = Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8))
-    return image.convert("RGB")
+    return image.convert("RGB"), brightest
 
 
 #: why a file was skipped, as the warning says it
@@ -75,17 +79,18 @@ TOO_LARGE = "too large for PIL (over twice Image.MAX_IMAGE_PIXELS, its guard aga
 OUTSIDE_CLASSES = "outside a class folder"
 
 
-def _decode(path: Path, size: int) -> np.ndarray | str:
-    """The image at ``path`` as uint8 [size, size, 3] (resized, centre-cropped), or why it cannot be read."""
+def _decode(path: Path, size: int, bit_depth: int) -> tuple[np.ndarray, int | None] | str:
+    """The image at ``path`` as uint8 [size, size, 3] (resized, centre-cropped) with a 16-bit image's brightest
+    value (else None), or why it cannot be read."""
     try:
         with Image.open(path) as image:
             image.draft("RGB", (size, size))  # JPEG: the decoder downscales (up to 8x) while decoding
-            image = _to_rgb(ImageOps.exif_transpose(image))
+            image, brightest = _to_rgb(ImageOps.exif_transpose(image), bit_depth)
             scale = size / min(image.size)
             target = (max(size, round(image.width * scale)), max(size, round(image.height * scale)))
             image = image.resize(target, Image.Resampling.BILINEAR)
             left, top = (image.width - size) // 2, (image.height - size) // 2
-            return np.asarray(image.crop((left, top, left + size, top + size)))
+            return np.asarray(image.crop((left, top, left + size, top + size))), brightest
     except Image.DecompressionBombError:
         return TOO_LARGE
     except Exception:  # any other file PIL cannot decode (not an image, truncated) is skipped
@@ -93,11 +98,15 @@ def _decode(path: Path, size: int) -> np.ndarray | str:
 
 
 class _Reader:
-    """Decodes files in parallel (PIL releases the GIL) and reports, once, those it had to skip and why."""
+    """Decodes files in parallel (PIL releases the GIL) and reports, once, those it had to skip and why, and 16-bit
+    images that read dark because they hold fewer significant bits than ``bit_depth`` says."""
 
-    def __init__(self, size: int):
+    def __init__(self, size: int, bit_depth: int):
         self.size = size
+        self.bit_depth = bit_depth
         self.skipped: dict[str, list[Path]] = {}
+        #: the brightest value of every 16-bit image read
+        self.sixteen_bit: list[int] = []
 
     def skip(self, paths: list[Path], why: str) -> None:
         if paths:
@@ -105,24 +114,43 @@ class _Reader:
 
     def read(self, paths: list[Path], labels: list[int], folder: Path) -> TensorSplit:
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
-            arrays = list(pool.map(lambda path: _decode(path, self.size), paths))
-        kept = [i for i, array in enumerate(arrays) if not isinstance(array, str)]
-        for path, array in zip(paths, arrays, strict=True):
-            if isinstance(array, str):
-                self.skip([path], array)
+            decoded = list(pool.map(lambda path: _decode(path, self.size, self.bit_depth), paths))
+        kept = [i for i, result in enumerate(decoded) if not isinstance(result, str)]
+        for path, result in zip(paths, decoded, strict=True):
+            if isinstance(result, str):
+                self.skip([path], result)
+            elif result[1] is not None:
+                self.sixteen_bit.append(result[1])
         if not kept:
             raise simclr.UserError(
                 f"image_folder: no readable images in {folder.resolve()} ({len(paths)} files looked at)"
             )
-        images = torch.from_numpy(np.stack([arrays[i] for i in kept])).permute(0, 3, 1, 2).contiguous()
+        arrays = [decoded[i][0] for i in kept]  # type: ignore[index]
+        images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
         return TensorSplit(images, torch.tensor([labels[i] for i in kept], dtype=torch.int64))
 
-    def warn_of_skipped(self) -> None:
+    def warn(self) -> None:
+        """Say what was skipped, and that 16-bit images with fewer significant bits than bit_depth read dark."""
         if self.skipped:
             reasons = "; ".join(
                 f"{len(files)} {why} (e.g. {', '.join(map(str, files[:3]))})" for why, files in self.skipped.items()
             )
             log.warning("image_folder: skipped %d files: %s", sum(map(len, self.skipped.values())), reasons)
+        brightest = max(self.sixteen_bit, default=None)
+        if brightest is not None and brightest < 2 ** (self.bit_depth - 2):
+            bits = max(brightest.bit_length(), 9)
+            log.warning(
+                "image_folder: the %d 16-bit images use values up to %d only, of the %d that bit_depth %d makes "
+                "white, so they read dark (at most %d of 255); if they hold %d-bit data, set "
+                "data.dataset.bit_depth: %d",
+                len(self.sixteen_bit),
+                brightest,
+                2**self.bit_depth - 1,
+                self.bit_depth,
+                round(brightest * 255 / (2**self.bit_depth - 1)),
+                bits,
+                bits,
+            )
 
 
 def _labelled(
@@ -209,7 +237,7 @@ class ImageFolderDataset(LazyStatsImageDataset):
         self.class_names: list[str] = []
         self.eval: tuple[TensorSplit, TensorSplit] | None = None
         if params.eval_train is not None and params.eval_test is not None:
-            reader = _Reader(params.image_size)
+            reader = _Reader(params.image_size, params.bit_depth)
             eval_paths, labels, self.class_names, loose = _labelled(params.eval_train, "eval_train", None)
             reader.skip(loose, OUTSIDE_CLASSES)
             eval_train = reader.read(eval_paths, labels, params.eval_train)
@@ -218,7 +246,7 @@ class ImageFolderDataset(LazyStatsImageDataset):
             _warn_of_shared_images(eval_paths, paths)
             self.eval = (eval_train, reader.read(paths, labels, params.eval_test))
             _check_classes(self.class_names, self.eval, params.eval_train, params.eval_test)
-            reader.warn_of_skipped()
+            reader.warn()
 
     @cached_property
     def pretrain(self) -> TensorSplit:
@@ -227,10 +255,10 @@ class ImageFolderDataset(LazyStatsImageDataset):
                 "image_folder: data.dataset.train is not given; pre-training needs a folder of images "
                 "(--set data.dataset.train=PATH)"
             )
-        reader = _Reader(self.params.image_size)
+        reader = _Reader(self.params.image_size, self.params.bit_depth)
         paths = _files(self.params.train, "train")
         split = reader.read(paths, [-1] * len(paths), self.params.train)
-        reader.warn_of_skipped()
+        reader.warn()
         return split
 
     def stats_images(self) -> torch.Tensor:

@@ -31,6 +31,13 @@ class ImageFolderParams(BaseModel):
     eval_train: DataPath | None = Field(None, description="labelled probe images: <folder>/<class>/...")
     eval_test: DataPath | None = Field(None, description="labelled test images, classes as in eval_train")
     image_size: int = Field(96, ge=8, description="images are resized and centre-cropped to this")
+    bit_depth: int = Field(
+        16,
+        ge=9,
+        le=16,
+        description="significant bits of 16-bit greyscale images: 2**bit_depth - 1 is white (12 for the 12-bit "
+        "data many cameras store in 16 bits); brighter values are clipped",
+    )
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> ImageFolderParams:

@@ -319,10 +319,9 @@ def evaluate_run(
     ``dataset`` replaces the stored dataset (its params reset to that dataset's defaults) and ``overrides``
     (``key.path=value``) apply to the stored config; the other keyword arguments, when given, override the
     config's ``eval`` section. Returns ``{"dataset", "checkpoint", "epoch", "representation", "feature_dim",
-    "linear": {"top1",
-    "top5"}, "few_label": {"K": {"top1", "std"}}, "knn": {"k", "top1"}, "baseline": {...}, "seconds", ...}``
-    with accuracies in percent; ``"baseline"`` is absent when the baseline is off; ``"file"`` is the name of the
-    file in the run directory (or beside the checkpoint) it was written to.
+    "linear": {"top1", "top5"}, "few_label": {"K": {"top1", "std"}}, "knn": {"k", "top1"}, "baseline": {...},
+    "seconds", ...}`` with accuracies in percent; ``"baseline"`` is absent when the baseline is off; ``"file"`` is
+    the name of the file in the run directory (or beside the checkpoint) it was written to.
     """
     started = time.perf_counter()
     checkpoint, out_dir = resolve_target(target)

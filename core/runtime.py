@@ -50,7 +50,10 @@ class Runtime:
     def place(self, x: Placeable) -> Placeable:
         """A module or a batch of images on this device, in the channels-last memory format where the run uses it
         (the model and its inputs must agree)."""
-        x = x.to(self.device, non_blocking=True) if isinstance(x, torch.Tensor) else x.to(self.device)
+        if isinstance(x, torch.Tensor):  # asynchronous only from pinned memory, which stays valid until copied
+            x = x.to(self.device, non_blocking=x.is_pinned() and self.device.type == "cuda")
+        else:
+            x = x.to(self.device)
         return x.to(memory_format=torch.channels_last) if self.channels_last else x
 
     def rng_kept(self) -> contextlib.AbstractContextManager:

@@ -34,6 +34,7 @@ from simclr.atomic import write_json
 from simclr.config import (
     Positions,
     apply_overrides,
+    experiment_from_dict,
     load_yaml,
     resolved_dict,
     validate,
@@ -228,7 +229,7 @@ def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
             f"{run_dir} exists but is not a run directory (no {RUN_MARKER} or no {CONFIG_FILE}); "
             "move it away or choose another --out"
         )
-    stored = _flat(run_dir_config(run_dir))
+    stored = _flat(_with_new_defaults(run_dir_config(run_dir)))
     wanted = _flat(resolved_dict(experiment))
     differ = sorted(key for key in stored.keys() | wanted.keys() if stored.get(key, ...) != wanted.get(key, ...))
     if _longer(stored.get(EPOCHS_KEY), wanted[EPOCHS_KEY]):
@@ -258,6 +259,15 @@ def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
 
 def _longer(stored: Any, wanted: int) -> bool:
     return isinstance(stored, int) and wanted > stored
+
+
+def _with_new_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A run's stored config with the defaults of settings added since it was written (as a resume reads it), so
+    that a new setting left at its default is no change; as stored where it no longer validates."""
+    try:
+        return resolved_dict(experiment_from_dict(stored, [], stored=True))
+    except ConfigError:
+        return stored
 
 
 def check_run_dirs(sweep: Sweep, combos: Sequence[Combination]) -> None:

@@ -209,8 +209,11 @@ def test_image_folder_reads_12_bit_data_in_16_bit_images_with_bit_depth(tmp_path
     assert (camera.numpy() == expected).all() and int(camera.max()) == 255
     assert "16-bit" not in caplog.text  # the data fills its 12 bits: nothing to say
     save(tmp_path / "train" / "hot.png", Image.fromarray(hot))
-    clipped = simclr.create("dataset", "image_folder", train=str(tmp_path / "train"), image_size=16, bit_depth=12)
-    assert 255 in [int(image.min()) for image in clipped.pretrain_tensor()]  # all of hot.png white: 5000 clipped
+    with caplog.at_level("WARNING", logger="simclr"):
+        clipped = simclr.create("dataset", "image_folder", train=str(tmp_path / "train"), image_size=16, bit_depth=12)
+        assert 255 in [int(image.min()) for image in clipped.pretrain_tensor()]  # all of hot.png white: 5000 clipped
+    expected = "1 of the 2 16-bit images have values above 4095, the white of bit_depth 12 (up to 5000): they are"
+    assert expected in caplog.text and "set data.dataset.bit_depth: 13 (or more)" in caplog.text
 
 
 def test_image_folder_follows_links_to_folders_and_ends_link_loops(tmp_path):

@@ -21,6 +21,7 @@ from simclr.config import resolved_dict
 from simclr.plugin_manager import plugin_system
 from simclr.sweep import (
     SweepInterrupted,
+    check_run_dirs,
     child_command,
     load_sweep,
     run_combination,
@@ -199,6 +200,23 @@ def test_a_rerun_brings_finished_runs_records_up_to_date_with_the_sweep_file(tmp
     a, b = (json.loads((tmp_path / "out" / name / "sweep.json").read_text()) for name in "ab")
     assert (a["index"], a["reported"], b["index"], b["reported"]) == (1, 91.5, 0, None)
     assert a["status"] == b["status"] == "failed" and a["error"] == "nan"  # how each went is kept
+
+
+def test_a_run_made_before_a_setting_existed_is_still_the_same_configuration(tmp_path):
+    """A setting added to simclr later (a new param with its default) is absent from older runs' config.yaml:
+    a re-run of their sweep resumes or skips them rather than calling them another configuration."""
+    sweep = load_sweep(write_sweep(tmp_path, "base: base.yaml\ngrid:\n  loss.temperature: [0.2]\n"), out=tmp_path)
+    combo = sweep.combinations[0]
+    stored = resolved_dict(combo.experiment)
+    del stored["data"]["dataset"]["seed"]  # as if synthetic's seed param were new
+    combo.run_dir.mkdir()
+    (combo.run_dir / ".simclr-run").touch()
+    (combo.run_dir / "config.yaml").write_text(yaml.safe_dump(stored))
+    check_run_dirs(sweep, sweep.combinations)  # no error
+    stored["data"]["dataset"]["count"] = 128  # a real change still is one
+    (combo.run_dir / "config.yaml").write_text(yaml.safe_dump(stored))
+    with pytest.raises(simclr.ConfigError, match="differs at data.dataset.count"):
+        check_run_dirs(sweep, sweep.combinations)
 
 
 def test_a_typo_in_the_last_combination_fails_before_any_run(tmp_path, capsys):

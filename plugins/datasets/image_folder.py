@@ -137,19 +137,31 @@ class _Reader:
             )
             log.warning("image_folder: skipped %d files: %s", sum(map(len, self.skipped.values())), reasons)
         brightest = max(self.sixteen_bit, default=None)
-        if brightest is not None and brightest < 2 ** (self.bit_depth - 2):
-            bits = max(brightest.bit_length(), 9)
+        white = 2**self.bit_depth - 1
+        images = f"{len(self.sixteen_bit)} 16-bit image{'s' if len(self.sixteen_bit) > 1 else ''}"
+        if brightest is not None and brightest > white:
+            clipped = sum(value > white for value in self.sixteen_bit)
             log.warning(
-                "image_folder: the %d 16-bit images use values up to %d only, of the %d that bit_depth %d makes "
-                "white, so they read dark (at most %d of 255); if they hold %d-bit data, set "
-                "data.dataset.bit_depth: %d",
-                len(self.sixteen_bit),
-                brightest,
-                2**self.bit_depth - 1,
+                "image_folder: %d of the %s have values above %d, the white of bit_depth %d (up to %d): they are "
+                "clipped white; set data.dataset.bit_depth: %d (or more) to keep them",
+                clipped,
+                images,
+                white,
                 self.bit_depth,
-                round(brightest * 255 / (2**self.bit_depth - 1)),
-                bits,
-                bits,
+                brightest,
+                min(brightest.bit_length(), 16),
+            )
+        elif brightest is not None and 0 < brightest < 2 ** (self.bit_depth - 2):
+            log.warning(
+                "image_folder: the %s use values up to %d only, of the %d that bit_depth %d makes white, so they "
+                "read dark (at most %d of 255); if they hold %d-bit data, set data.dataset.bit_depth: %d",
+                images,
+                brightest,
+                white,
+                self.bit_depth,
+                round(brightest * 255 / white),
+                brightest.bit_length(),
+                brightest.bit_length(),
             )
 
 

@@ -33,10 +33,11 @@ class ImageFolderParams(BaseModel):
     image_size: int = Field(96, ge=8, description="images are resized and centre-cropped to this")
     bit_depth: int = Field(
         16,
-        ge=9,
+        ge=1,
         le=16,
         description="significant bits of 16-bit greyscale images: 2**bit_depth - 1 is white (12 for the 12-bit "
-        "data many cameras store in 16 bits); brighter values are clipped",
+        "data many cameras store in 16 bits); brighter values are clipped. 16-bit colour or grey+alpha files are "
+        "read by PIL as 8-bit, whatever this says",
     )
 
     @model_validator(mode="after")

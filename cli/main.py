@@ -8,17 +8,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
-import threading
 import traceback
-from typing import Any
 
 from simclr import __version__
 from simclr.cli import bench_cmd, config_cmd, eval_cmd, export_cmd, plugins_cmd, report_cmd, sweep_cmd, train_cmd
 from simclr.cli.launch import report_error
 from simclr.cli.output import error
 from simclr.errors import SimCLRError
+from simclr.interrupts import sigterm_as_interrupt
 from simclr.plugin_manager import warn_of_plugin_failures
 
 
@@ -63,11 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         # reported by the (sub)command it was given to, or by `simclr` itself when it came before the command
         before_command = unknown[0] in argv and argv.index(unknown[0]) < argv.index(args.command)
         (parser if before_command else args.parser).error(f"unrecognized arguments: {' '.join(unknown)}")
-    previous = _stop_on_sigterm()
     try:
         if args.command in BUILDING_COMMANDS:
             warn_of_plugin_failures()
-        return args.func(args)
+        with sigterm_as_interrupt():  # a scheduler's SIGTERM stops any command as Ctrl-C does: exit 130
+            return args.func(args)
     except SimCLRError as exc:
         if os.environ.get("SIMCLR_DEBUG"):
             traceback.print_exc()  # the traceback as well, with the same exit status
@@ -78,21 +76,6 @@ def main(argv: list[str] | None = None) -> int:
         if report_error(130, "interrupted"):
             error("interrupted")
         return 130
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _stop_on_sigterm() -> Any:
-    """A scheduler's SIGTERM stops any command as Ctrl-C does, exit 130 (training saves a checkpoint first, with
-    handlers of its own); returns the handler it replaced, None off the main thread, where none can be set."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGTERM, interrupt)
 
 
 if __name__ == "__main__":

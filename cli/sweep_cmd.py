@@ -11,7 +11,6 @@ from rich.table import Table
 from simclr.cli.config_cmd import add_set_argument
 from simclr.cli.output import err, out
 from simclr.errors import SimCLRError, UserError
-from simclr.schema import DEVICE_CHOICES, DEVICE_NAME
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -68,8 +67,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--parallel-gpus must be >= 0 (0, the default: one run after another)")
     if args.parallel_gpus and args.device:
         raise UserError("--device cannot be combined with --parallel-gpus: each process gets one GPU")
-    if args.device and not DEVICE_NAME.match(args.device):  # whether it is here is for the runs to find out
-        raise UserError(f"--device '{args.device}' is not a device; use {DEVICE_CHOICES}")
+    if args.device:  # whether it is here is for the runs to find out: a sweep for a GPU validates without one
+        from simclr.runtime import check_device_name
+
+        check_device_name(args.device, "--device")
     sweep = load_sweep(args.sweep, args.overrides, args.out)
     sweep.command = _command_line(args)
     combos = sweep.select(args.only)

@@ -51,7 +51,7 @@ class Runtime:
         """A module or a batch of images on this device, in the channels-last memory format where the run uses it
         (the model and its inputs must agree)."""
         if isinstance(x, torch.Tensor):  # asynchronous only from pinned memory, which stays valid until copied
-            x = x.to(self.device, non_blocking=x.is_pinned() and self.device.type == "cuda")
+            x = x.to(self.device, non_blocking=self.device.type == "cuda" and x.device.type == "cpu" and x.is_pinned())
         else:
             x = x.to(self.device)
         return x.to(memory_format=torch.channels_last) if self.channels_last else x
@@ -65,14 +65,20 @@ class Runtime:
         return torch.amp.GradScaler(self.device.type, enabled=self.precision == "fp16")
 
 
+def check_device_name(name: str, source: str) -> None:
+    """Raise unless ``name`` is one a device may be given as (``source``: where it was given, for the message);
+    whether that device is here is :func:`resolve_device`'s question."""
+    if not DEVICE_NAME.match(name):
+        raise UserError(f"{source} '{name}' is not a device; use {DEVICE_CHOICES}")
+
+
 def resolve_device(
     name: str, local_rank: int = 0, local_world_size: int = 1, source: str = "train.device"
 ) -> torch.device:
     """The device of this process: under torchrun, ``cuda`` (or ``auto``) is the GPU of its LOCAL_RANK.
     ``local_world_size`` is the number of processes on this node; ``source`` is where ``name`` was given
     (``train.device`` or ``--device``), for the messages."""
-    if not DEVICE_NAME.match(name):
-        raise UserError(f"{source} '{name}' is not a device; use {DEVICE_CHOICES}")
+    check_device_name(name, source)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda"):

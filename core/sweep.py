@@ -41,6 +41,7 @@ from simclr.config import (
     validation_issues,
 )
 from simclr.errors import ConfigError, ConfigIssue, SimCLRError, TrainingError, UserError
+from simclr.interrupts import sigterm_as_interrupt
 from simclr.rundir import (
     CONFIG_FILE,
     EVAL_FILE,
@@ -458,12 +459,9 @@ def refresh_records(sweep: Sweep) -> None:
     run went is kept; a run directory that holds another configuration is left alone."""
     for combo in sweep.combinations:
         record = read_record(combo.run_dir)
-        if (
-            record
-            and {**record, **_entry(combo, sweep)} != record
-            and not _stored_mismatch(combo.run_dir, combo.experiment)
-        ):
-            write_json({**record, **_entry(combo, sweep)}, combo.run_dir / SWEEP_RECORD)
+        updated = {**record, **_entry(combo, sweep)}
+        if record and updated != record and not _stored_mismatch(combo.run_dir, combo.experiment):
+            write_json(updated, combo.run_dir / SWEEP_RECORD)
 
 
 def run_state(combo: Combination, evaluate: bool) -> str:
@@ -592,41 +590,35 @@ def run_parallel(
     logs.mkdir(parents=True, exist_ok=True)
     free = list(gpus)
     running: dict[str, tuple[subprocess.Popen, str]] = {}
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        while pending or running:
-            while pending and free:
-                combo, gpu = pending.pop(0), free.pop(0)
-                env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
-                with open(logs / f"{combo.name}.log", "a") as handle:
-                    process = subprocess.Popen(command(combo), env=env, stdout=handle, stderr=subprocess.STDOUT)
-                log.info("sweep: %s on GPU %s (log: %s)", combo.name, gpu, logs / f"{combo.name}.log")
-                running[combo.name] = (process, gpu)
-            time.sleep(poll_seconds)
-            for name, (process, gpu) in list(running.items()):
-                code = process.poll()
-                if code is None:
-                    continue
-                del running[name]
-                free.append(gpu)
-                if code == 130:
-                    raise KeyboardInterrupt
-                if code != 0:
-                    log.error("sweep: %s exited with status %d; see %s", name, code, logs / f"{name}.log")
-    except KeyboardInterrupt:
-        for process, _ in running.values():
-            if process.poll() is None:  # one that Ctrl-C reached already is stopping: this changes nothing there
-                process.send_signal(signal.SIGTERM)
-        for process, _ in running.values():
-            process.wait()
-        raise _stopped(sweep, None) from None
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    with sigterm_as_interrupt():  # as it is when `simclr sweep` runs this, for any caller
+        try:
+            while pending or running:
+                while pending and free:
+                    combo, gpu = pending.pop(0), free.pop(0)
+                    env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu}
+                    with open(logs / f"{combo.name}.log", "a") as handle:
+                        process = subprocess.Popen(command(combo), env=env, stdout=handle, stderr=subprocess.STDOUT)
+                    log.info("sweep: %s on GPU %s (log: %s)", combo.name, gpu, logs / f"{combo.name}.log")
+                    running[combo.name] = (process, gpu)
+                time.sleep(poll_seconds)
+                for name, (process, gpu) in list(running.items()):
+                    code = process.poll()
+                    if code is None:
+                        continue
+                    del running[name]
+                    free.append(gpu)
+                    if code == 130:
+                        raise KeyboardInterrupt
+                    if code != 0:
+                        log.error("sweep: %s exited with status %d; see %s", name, code, logs / f"{name}.log")
+        except KeyboardInterrupt:
+            for process, _ in running.values():
+                if process.poll() is None:  # one that Ctrl-C reached already is stopping: this changes nothing there
+                    process.send_signal(signal.SIGTERM)
+            for process, _ in running.values():
+                process.wait()
+            raise _stopped(sweep, None) from None
     return {c.name: run_state(c, sweep.evaluate) for c in combos}
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 def child_command(sweep: Sweep, combo: Combination, overrides: Sequence[str]) -> list[str]:

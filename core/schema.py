@@ -130,7 +130,11 @@ class ProjectionConfig(Strict):
 class ModelConfig(Strict):
     backbone: BackboneSection
     projection: ProjectionConfig = Field(default_factory=ProjectionConfig)
-    sync_batchnorm: bool = Field(False, description="convert BatchNorm to SyncBatchNorm when distributed")
+    sync_batchnorm: bool = Field(
+        True,
+        description="the paper's global BN when distributed: BatchNorm statistics over the whole global batch "
+        "(false: each rank normalises its own share)",
+    )
 
 
 class ScheduleConfig(Strict):

@@ -38,7 +38,7 @@ BATCH = 16
 STEP_EXPERIMENT = {
     "name": "dist",
     "data": {"dataset": {"name": "synthetic", "image_size": 16, "count": 32}, "batch_size": BATCH},
-    "model": {"backbone": {"name": "small_resnet"}, "projection": {"out_dim": 16}, "sync_batchnorm": True},
+    "model": {"backbone": {"name": "small_resnet"}, "projection": {"out_dim": 16}},
     "optimizer": {"name": "sgd", "lr": 0.5, "momentum": 0.0, "weight_decay": 0.0},
     "schedule": {"warmup_epochs": 0, "decay": "constant"},
     "train": {"epochs": 1, "device": "cpu", "seed": 5, "callbacks": []},
@@ -272,7 +272,7 @@ def test_torchrun_args_drop_nproc_in_every_spelling():
 QUICK = {
     "name": "quick",
     "data": {"dataset": {"name": "digits", "image_size": 16}, "batch_size": 64},
-    "model": {"backbone": {"name": "small_resnet"}, "projection": {"out_dim": 16}, "sync_batchnorm": True},
+    "model": {"backbone": {"name": "small_resnet"}, "projection": {"out_dim": 16}},
     "loss": {"name": "nt_xent", "temperature": 0.5},
     "optimizer": {"name": "adam", "lr": 0.001},
     "schedule": {"warmup_epochs": 0},

@@ -73,9 +73,14 @@ def ref_selected(s, n: int, m: float, miner: str) -> set[tuple[int, int]]:
         if miner == "hardest":
             chosen.add((i, max(negs(i, n), key=lambda k: float(s[i][k].detach()))))
             continue
+        if miner == "semi_hard":  # FaceNet / TensorFlow: the hardest negative below the positive, else the easiest
+            below = [k for k in negs(i, n) if float(s[i][k].detach()) < sp]
+            pick = max if below else min
+            chosen.add((i, pick(below or negs(i, n), key=lambda k: float(s[i][k].detach()))))
+            continue
         for k in negs(i, n):
             sk = float(s[i][k].detach())
-            if miner == "all" or (miner == "violating" and sk > sp - m) or sp - m < sk < sp:
+            if miner == "all" or sk > sp - m:
                 chosen.add((i, k))
     return chosen
 
@@ -180,18 +185,48 @@ def test_margin_triplet_matches_reference(n, d, miner, m):
     z1, z2 = views(n, d, seed=n * 7 + d)
     loss = simclr.create("loss", "margin_triplet", margin=m, miner=miner)
     check_against(loss, lambda s: ref_triplet(s, n, m, miner), z1, z2)
-    selected = len(ref_selected(ref_sims(z1, z2), n, m, miner))
-    assert loss.diagnostics["selected_frac"].item() == pytest.approx(selected / (2 * n * (2 * n - 2)))
+    s = ref_sims(z1, z2)
+    selected = ref_selected(s, n, m, miner)
+    active = [(i, k) for i, k in selected if float(s[i][k] - s[i][pos(i, n)]) + m > 0]
+    assert loss.diagnostics["selected_frac"].item() == pytest.approx(len(selected) / (2 * n * (2 * n - 2)))
+    assert loss.diagnostics["active_frac"].item() == pytest.approx(len(active) / max(len(selected), 1))
 
 
 def test_margin_triplet_empty_selection_is_zero_with_a_gradient_path():
-    loss = simclr.create("loss", "margin_triplet", margin=0.0, miner="semi_hard")  # s_ip < s_ik < s_ip: none
+    loss = simclr.create("loss", "margin_triplet", margin=0.5, miner="all")
+    loss.miner = lambda sim, positive_mask, margin: torch.zeros_like(positive_mask)  # a plugin miner may pick none
     z1, z2 = (torch.randn(4, 5, requires_grad=True) for _ in range(2))
     value = loss(z1, z2)
     assert value.item() == 0.0 and value.requires_grad
     value.backward()
     assert torch.equal(z1.grad, torch.zeros_like(z1)) and torch.equal(z2.grad, torch.zeros_like(z2))
-    assert loss.diagnostics["selected_frac"].item() == 0.0
+    assert loss.diagnostics["selected_frac"].item() == 0.0 and loss.diagnostics["active_frac"].item() == 0.0
+
+
+def cos(degrees: float) -> float:
+    return math.cos(math.radians(degrees))
+
+
+def test_semi_hard_pulls_an_anchor_whose_positive_is_below_every_negative_by_hand():
+    """N = 2 on the unit circle: z1 = [a, b] at 0 and 100 degrees, z2 = [a', b'] at 180 and 240 degrees. Every
+    row's positive is less similar than both its negatives, so each row's semi-hard negative is its least similar
+    one and every term is non-zero even at m = 0. A rule taking only negatives between s_ip - m and s_ip would
+    select nothing at m = 0 and leave these pairs untrained."""
+    degrees = torch.tensor([[0.0], [100.0]]), torch.tensor([[180.0], [240.0]])
+    z1, z2 = (torch.cat([torch.cos(torch.deg2rad(t)), torch.sin(torch.deg2rad(t))], dim=1) for t in degrees)
+    # row: s(positive); s(negatives) -> the least similar negative's term s_ik - s_ip
+    # a:  s(a, a') = cos 180;   b cos 100, b' cos 240  -> b':  cos 240 - cos 180
+    # b:  s(b, b') = cos 140;   a cos 100, a' cos 80   -> a:   cos 100 - cos 140
+    # a': s(a', a) = cos 180;   b cos 80,  b' cos 60   -> b:   cos 80 - cos 180
+    # b': s(b', b) = cos 140;   a cos 120, a' cos 60   -> a:   cos 120 - cos 140
+    terms = [cos(240) - cos(180), cos(100) - cos(140), cos(80) - cos(180), cos(120) - cos(140)]
+    loss = simclr.create("loss", "margin_triplet", margin=0.0, miner="semi_hard")
+    a1 = z1.clone().requires_grad_()
+    value = loss(a1, z2)
+    assert value.item() == pytest.approx(sum(terms) / 4, abs=1e-6)
+    value.backward()
+    assert a1.grad.abs().sum(dim=1).min() > 0
+    assert loss.diagnostics["active_frac"].item() == 1.0
 
 
 def test_margin_triplet_keeps_only_negatives_a_miner_selects():

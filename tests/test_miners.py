@@ -30,10 +30,13 @@ def brute_force(name: str, sim: torch.Tensor, n: int, m: float) -> torch.Tensor:
         sp = sim[i, p].item()
         if name == "hardest":
             out[i, max(negatives, key=lambda k: sim[i, k].item())] = True
+        if name == "semi_hard":  # the most similar negative below the positive; if none, the least similar one
+            below = [k for k in negatives if sim[i, k].item() < sp]
+            pick = max if below else min
+            out[i, pick(below or negatives, key=lambda k: sim[i, k].item())] = True
         for k in negatives:
             sk = sim[i, k].item()
-            rule = {"all": True, "semi_hard": sp - m < sk < sp, "violating": sk > sp - m, "hardest": False}
-            out[i, k] |= rule[name]
+            out[i, k] |= {"all": True, "violating": sk > sp - m}.get(name, False)
     return out
 
 
@@ -52,8 +55,9 @@ def test_miner_matches_brute_force(name, n, m):
 @pytest.mark.parametrize("name", MINERS)
 @pytest.mark.parametrize("m", [0.0, 0.5])
 def test_ties_follow_the_strict_inequalities(name, m):
-    """Similarities on a grid of quarters (exact in float) tie often, and with the margin: s_ik = s_ip and
-    s_ik = s_ip − m are not semi-hard, and s_ik = s_ip − m is not violating."""
+    """Similarities on a grid of quarters (exact in float) tie often, and with the margin: s_ik = s_ip is not
+    below the positive for semi_hard, s_ik = s_ip − m is not violating, and among equal candidates the first
+    column is taken."""
     n = 5
     for seed in range(3):
         sim, positive_mask = batch(n, seed)
@@ -70,9 +74,10 @@ def test_never_selects_the_anchor_or_its_positive(name):
         assert not selected.diagonal().any() and not (selected & positive_mask).any()
 
 
-def test_hardest_picks_one_per_row_and_all_picks_every_negative():
+def test_hardest_and_semi_hard_pick_one_per_row_and_all_picks_every_negative():
     sim, positive_mask = batch(5, 1)
-    assert (simclr.create("miner", "hardest")(sim, positive_mask, 0.5).sum(dim=1) == 1).all()
+    for name in ("hardest", "semi_hard"):
+        assert (simclr.create("miner", name)(sim, positive_mask, 0.5).sum(dim=1) == 1).all()
     assert simclr.create("miner", "all")(sim, positive_mask, 0.5).sum().item() == 10 * 8
 
 

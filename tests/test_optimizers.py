@@ -44,8 +44,8 @@ def lars_reference(w, g, v, *, lr, momentum, weight_decay, eta, eps, adapt, clip
             trust = eta * w_norm / (g_norm + eps)
         if clip:
             trust = min(trust, 1.0)
-    v = [momentum * vi + trust * gi for vi, gi in zip(v, g, strict=True)]
-    w = [wi - lr * vi for wi, vi in zip(w, v, strict=True)]
+    v = [momentum * vi + lr * trust * gi for vi, gi in zip(v, g, strict=True)]
+    w = [wi - vi for wi, vi in zip(w, v, strict=True)]
     return w, v, trust
 
 
@@ -54,12 +54,14 @@ def flat(t: torch.Tensor) -> list[float]:
 
 
 def run_reference(model, grads_per_step, *, lr, momentum, weight_decay, eta, eps, exclude, clip):
-    """Parameters and momentum buffers (flat float lists) after each step, and the trust ratios used."""
+    """Parameters and momentum buffers (flat float lists) after each step, and the trust ratios used; ``lr`` is
+    one rate, or one per step."""
     weights = [flat(p) for p in model.parameters()]
     buffers = [[0.0] * len(w) for w in weights]
     ndims = [p.ndim for p in model.parameters()]
+    rates = lr if isinstance(lr, list) else [lr] * len(grads_per_step)
     history = []
-    for grads in grads_per_step:
+    for grads, lr in zip(grads_per_step, rates, strict=True):
         trusts = []
         for i, (g, ndim) in enumerate(zip(grads, ndims, strict=True)):
             excluded = exclude and ndim <= 1
@@ -142,16 +144,45 @@ def test_lars_clip_caps_the_trust_ratio_at_one():
         assert_matches(optimizer, model, weights, buffers)
 
 
+def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
+def test_lars_takes_the_lr_into_the_momentum_buffer_as_the_reference_implementations_do():
+    """With lr changing every step (as under the engine's schedule), the hand computation puts lr·trust·g into
+    the buffer; a last step at lr 0 still moves every weight by momentum·v (torch.optim.SGD's form would not)."""
+    model = tiny_model()
+    rates = [0.3, 0.1, 0.5, 0.0]
+    steps = [random_grads(model, seed=10 + i) for i in range(len(rates))]
+    settings = {**LARS_SETTINGS, "lr": rates}
+    expected = run_reference(model, steps, exclude=True, clip=False, **settings)
+    optimizer = simclr.create(
+        "optimizer",
+        "lars",
+        model,
+        momentum=settings["momentum"],
+        weight_decay=settings["weight_decay"],
+        trust_coefficient=settings["eta"],
+        eps=settings["eps"],
+    )
+    for lr, grads, (weights, buffers, _) in zip(rates, steps, expected, strict=True):
+        before = [p.detach().clone() for p in model.parameters()]
+        set_lr(optimizer, lr)
+        set_grads(model, grads)
+        optimizer.step()
+        assert_matches(optimizer, model, weights, buffers)
+    assert all(not torch.equal(p, b) for p, b in zip(model.parameters(), before, strict=True))
+
+
 def test_lars_excluded_parameters_get_plain_momentum_sgd():
+    """At a constant lr the excluded (1-D) parameters take exactly torch.optim.SGD's steps; the others do not."""
     model = tiny_model()
     reference_model = copy.deepcopy(model)
     lars = simclr.create("optimizer", "lars", model, lr=0.3, weight_decay=0.1)
     one_d = [p for p in reference_model.parameters() if p.ndim <= 1]
     sgd = torch.optim.SGD(one_d, lr=0.3, momentum=0.9, weight_decay=0.0)
-    for step, lr in enumerate([0.3, 0.1, 0.5]):  # the engine changes the lr every step
-        for optimizer in (lars, sgd):
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+    for step in range(3):
         grads = random_grads(model, seed=10 + step)
         set_grads(model, grads)
         set_grads(reference_model, grads)
@@ -222,6 +253,40 @@ def test_lars_resumes_from_a_weights_only_state_dict():
         second.step()
     for p, q in zip(model.parameters(), resumed_model.parameters(), strict=True):
         torch.testing.assert_close(p, q, rtol=0, atol=0)
+
+
+def test_lars_resumes_a_state_saved_before_lr_entered_the_momentum_buffer():
+    """A state dict of the earlier form (buffers of trust·g, no lr_in_momentum in its groups) continues as the
+    uninterrupted run does: its buffers are scaled by the lr they were last used with."""
+    rates = [0.2, 0.4, 0.4, 0.1]
+    grads = [random_grads(tiny_model(), seed=30 + i) for i in range(len(rates))]
+    model = tiny_model()
+    optimizer = simclr.create("optimizer", "lars", model)
+    for lr, g in zip(rates, grads, strict=True):
+        set_lr(optimizer, lr)
+        set_grads(model, g)
+        optimizer.step()
+
+    resumed_model = tiny_model()
+    first = simclr.create("optimizer", "lars", resumed_model)
+    for lr, g in zip(rates[:2], grads[:2], strict=True):
+        set_lr(first, lr)
+        set_grads(resumed_model, g)
+        first.step()
+    earlier = copy.deepcopy(first.state_dict())
+    for group in earlier["param_groups"]:
+        del group["lr_in_momentum"]
+        for index in group["params"]:
+            earlier["state"][index]["momentum_buffer"] /= group["lr"]
+    second = simclr.create("optimizer", "lars", resumed_model)
+    second.load_state_dict(earlier)
+    assert all(group["lr_in_momentum"] for group in second.param_groups)
+    for lr, g in zip(rates[2:], grads[2:], strict=True):
+        set_lr(second, lr)
+        set_grads(resumed_model, g)
+        second.step()
+    for p, q in zip(model.parameters(), resumed_model.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
 
 
 TORCH_CASES = [

@@ -1,4 +1,7 @@
-"""Margin triplet loss: t_ik = max(s_ik − s_i,p(i) + m, 0), averaged over the (i, k) pairs a miner selects."""
+"""Margin triplet loss: t_ik = max(s_ik − s_i,p(i) + m, 0), averaged over the (i, k) pairs a miner selects.
+
+Diagnostics: ``selected_frac``, the fraction of all negative pairs the miner selected, and ``active_frac``, the
+fraction of the selected pairs whose term is non-zero (those that still train)."""
 
 from __future__ import annotations
 
@@ -40,8 +43,12 @@ class MarginTriplet(PairLoss):
                 )
             selected = selected & pairs.negative_mask
             count = selected.sum()
+            active = (selected & (terms > 0)).sum()
         loss = torch.where(selected, terms, 0.0).sum() / count.clamp(min=1)
-        return loss, {"selected_frac": count.float() / pairs.num_negatives}
+        return loss, {
+            "selected_frac": count.float() / pairs.num_negatives,
+            "active_frac": active.float() / count.clamp(min=1),
+        }
 
 
 def build_margin_triplet(params: MarginTripletParams) -> MarginTriplet:

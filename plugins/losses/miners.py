@@ -27,9 +27,22 @@ def mine_all(sim: Tensor, positive_mask: Tensor, margin: float) -> Tensor:
     return negatives(positive_mask)
 
 
+def one_per_row(columns: Tensor, allowed: Tensor) -> Tensor:
+    """The mask selecting column ``columns[i]`` in row i ([2N] indices), kept within ``allowed``."""
+    return torch.zeros_like(allowed).scatter_(1, columns[:, None], True) & allowed
+
+
 def mine_semi_hard(sim: Tensor, positive_mask: Tensor, margin: float) -> Tensor:
-    s_pos = positive_similarity(sim, positive_mask)
-    return negatives(positive_mask) & (sim > s_pos - margin) & (sim < s_pos)
+    """FaceNet's semi-hard negative as TensorFlow's ``triplet_semihard_loss`` picks it: per anchor, the most similar
+    negative that is still less similar than the positive; where no negative is, the least similar negative
+    (every negative is harder than the positive, and the easiest of them still has a non-zero term). One
+    negative per anchor: the loss is a mean over all 2N anchors, and an anchor whose positive is less similar
+    than every negative is pulled at any margin, m = 0 included."""
+    allowed = negatives(positive_mask)
+    below = allowed & (sim < positive_similarity(sim, positive_mask))
+    semi_hard = sim.masked_fill(~below, float("-inf")).argmax(dim=1)
+    easiest = sim.masked_fill(~allowed, float("inf")).argmin(dim=1)
+    return one_per_row(torch.where(below.any(dim=1), semi_hard, easiest), allowed)
 
 
 def mine_violating(sim: Tensor, positive_mask: Tensor, margin: float) -> Tensor:
@@ -38,13 +51,15 @@ def mine_violating(sim: Tensor, positive_mask: Tensor, margin: float) -> Tensor:
 
 def mine_hardest(sim: Tensor, positive_mask: Tensor, margin: float) -> Tensor:
     allowed = negatives(positive_mask)
-    hardest = sim.masked_fill(~allowed, float("-inf")).argmax(dim=1, keepdim=True)
-    return torch.zeros_like(allowed).scatter_(1, hardest, True) & allowed
+    return one_per_row(sim.masked_fill(~allowed, float("-inf")).argmax(dim=1), allowed)
 
 
 BUILTIN_MINERS: dict[str, tuple[Miner, str]] = {
     "all": (mine_all, "every negative"),
-    "semi_hard": (mine_semi_hard, "negatives inside the margin but less similar than the positive"),
+    "semi_hard": (
+        mine_semi_hard,
+        "per anchor, the most similar negative less similar than the positive (else the least similar one)",
+    ),
     "violating": (mine_violating, "negatives with a non-zero triplet term (hard and semi-hard)"),
     "hardest": (mine_hardest, "per anchor, the single most similar negative"),
 }

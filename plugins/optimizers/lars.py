@@ -26,6 +26,10 @@ class LARSParams(BaseModel):
     clip: bool = Field(False, description="clip the trust ratio at 1, so no layer's lr exceeds the global lr")
 
 
+#: marks a state dict whose momentum buffers hold lr·trust·g (older ones held trust·g)
+LR_IN_MOMENTUM = "lr_in_momentum"
+
+
 class LARS(torch.optim.Optimizer):
     """Momentum SGD whose step for each adapted tensor w is scaled by its trust ratio.
 
@@ -34,13 +38,15 @@ class LARS(torch.optim.Optimizer):
         g     ← g + weight_decay·w
         trust ← η·‖w‖ / (‖g‖ + eps)     if the group adapts, ‖w‖ > 0 and ‖g‖ > 0;   1 otherwise
         trust ← min(trust, 1)            with clip
-        v     ← momentum·v + trust·g     (v starts at 0)
-        w     ← w − lr·v
+        v     ← momentum·v + lr·trust·g  (v starts at 0)
+        w     ← w − v
 
-    The rule is the one of the SimCLR and BYOL reference implementations, except that lr multiplies the buffer
-    rather than entering it (as in torch.optim.SGD); the two agree while lr is constant. The clip keeps the layer's
-    lr, lr·trust, at or below the global lr; apex's LARC clip instead caps η·‖w‖/‖g‖ itself at the global lr.
-    A group with ``trust_adaptation`` false and weight_decay 0 is exactly torch.optim.SGD with momentum.
+    The rule of the SimCLR and BYOL reference implementations (their "classic momentum"): lr enters the buffer,
+    so a step already taken keeps the lr it was taken with. torch.optim.SGD multiplies the buffer by lr instead;
+    the two agree while lr is constant, but under a warm-up, or when a resumed run's schedule raises lr, SGD's
+    form rescales the whole accumulated velocity at once. The clip keeps the layer's lr, lr·trust, at or below the
+    global lr; apex's LARC clip instead caps η·‖w‖/‖g‖ itself at the global lr. A group with ``trust_adaptation``
+    false and weight_decay 0 is momentum SGD in the same form.
 
     The step uses tensor ops only (the zero-norm guard is a ``torch.where``), so it never waits for the device.
     """
@@ -64,6 +70,7 @@ class LARS(torch.optim.Optimizer):
             "eps": eps,
             "clip": clip,
             "trust_adaptation": trust_adaptation,
+            LR_IN_MOMENTUM: True,
         }
         super().__init__(params, defaults)
 
@@ -86,9 +93,22 @@ class LARS(torch.optim.Optimizer):
                 grads = torch._foreach_mul(grads, self._trust_ratios(params, grads, group))
             buffers = [self._momentum_buffer(p) for p in params]
             torch._foreach_mul_(buffers, group["momentum"])
-            torch._foreach_add_(buffers, grads)
-            torch._foreach_add_(params, buffers, alpha=-group["lr"])
+            torch._foreach_add_(buffers, grads, alpha=group["lr"])
+            torch._foreach_add_(params, buffers, alpha=-1.0)
         return loss
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Also loads the state of a LARS from before lr entered the buffer (its groups lack
+        ``lr_in_momentum``): such a buffer v was used as w ← w − lr·v, so it continues as lr·v, with the lr it was
+        last used with (the saved group's)."""
+        earlier = [LR_IN_MOMENTUM not in group for group in state_dict["param_groups"]]
+        super().load_state_dict(state_dict)
+        for group, convert in zip(self.param_groups, earlier, strict=True):
+            if convert:
+                for p in group["params"]:
+                    if "momentum_buffer" in self.state[p]:
+                        self.state[p]["momentum_buffer"].mul_(group["lr"])
+                group[LR_IN_MOMENTUM] = True
 
     @staticmethod
     def _trust_ratios(params: list[torch.Tensor], grads: list[torch.Tensor], group: dict) -> list[torch.Tensor]:

@@ -8,7 +8,9 @@ hooks) or a :class:`RunContext` (lifecycle hooks).
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, ValidationError
@@ -44,6 +46,7 @@ __all__ = [
     "TrainingError",
     "UserError",
     "available",
+    "component_label",
     "create",
     "create_ref",
     "disabled_plugins",
@@ -52,6 +55,17 @@ __all__ = [
     "names",
     "plugin_failures",
 ]
+
+
+#: submodules of the plugin API reachable as attributes after a plain ``import simclr`` (imported on first use,
+#: so that ``import simclr`` alone does not import torch)
+PLUGIN_API_MODULES = ("data",)
+
+
+def __getattr__(name: str) -> ModuleType:
+    if name in PLUGIN_API_MODULES:
+        return importlib.import_module(f"simclr.{name}")
+    raise AttributeError(f"module 'simclr' has no attribute {name!r}")
 
 
 def create(kind: str, name: str, *context: Any, **params: Any) -> Any:
@@ -88,6 +102,16 @@ def available(kind: str | None = None) -> list[dict[str, Any]]:
     registry = plugin_system().registry
     kinds = [kind] if kind else list(KINDS)
     return [registry.get(k, n).describe() for k in kinds for n in registry.names(k)]
+
+
+def component_label(kind: str, name: str) -> str:
+    """How messages name the component ``name`` of ``kind``, with its plugin and distribution:
+    ``miner 'mine' from plugin 'acme' (distribution simclr-plugin-acme 1.0)``; ``miner 'mine'`` when none is
+    installed under that name."""
+    from simclr.plugin_manager import plugin_system
+
+    registry = plugin_system().registry
+    return registry.get(kind, name).label if name in registry.names(kind) else f"{kind} '{name}'"
 
 
 def names(kind: str) -> list[str]:

@@ -10,16 +10,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from simclr import component_label
 from simclr.errors import PluginError
-from simclr.plugin_manager import plugin_system
 from simclr.runtime import Runtime
 
 log = logging.getLogger("simclr")
-
-
-def component_label(kind: str, name: str) -> str:
-    """How messages name the ``kind`` ``name``: with its plugin and distribution."""
-    return plugin_system().registry.get(kind, name).label
 
 
 def loss_output_problem(loss: Any, diagnostics: Any) -> str | None:
@@ -55,34 +50,50 @@ def check_loss_output(loss: Any, loss_fn: Any, name: str) -> None:
 
 def check_backbone_output(backbone: nn.Module, name: str, image_size: int, runtime: Runtime) -> None:
     """Raise :class:`PluginError` naming backbone ``name`` and its plugin unless it turns two blank images of
-    ``image_size`` into features [2, feature_dim] on the run's device, in its precision and memory layout: a wrong
-    ``feature_dim`` would otherwise fail in the projection head, and an image size the backbone cannot take in its
-    first step, both after the run directory is written. Runs in eval mode without gradients, so no BatchNorm
-    statistics or RNG state change."""
+    ``image_size`` into float features [2, feature_dim] on the run's device, in its precision and memory layout,
+    in eval mode (evaluation) and in training mode (pre-training; some networks, such as torchvision's Inception,
+    return other things while training). A wrong ``feature_dim`` or dtype would otherwise fail in the projection
+    head, and an image size the backbone cannot take in its first step, both after the run directory is written.
+    Runs without gradients; BatchNorm statistics, the RNG state and the modules' modes are restored."""
     modes = {module: module.training for module in backbone.modules()}
-    shape = f"2 images of [3, {image_size}, {image_size}]"
+    buffers = {key: value.clone() for key, value in backbone.state_dict().items()}
     images = runtime.place(torch.zeros(2, 3, image_size, image_size))
-    backbone.eval()
+    problem = None
     try:
-        with runtime.rng_kept():
-            with torch.no_grad(), runtime.autocast():
-                features = backbone(images)
-    except Exception as exc:
-        problem = f"failed on {shape}: {type(exc).__name__}: {exc}"
-    else:
-        expected = [2, backbone.feature_dim]
-        found = f"shape {list(features.shape)}" if isinstance(features, torch.Tensor) else type(features).__name__
-        problem = None
-        if not (isinstance(features, torch.Tensor) and list(features.shape) == expected):
-            problem = (
-                f"declares feature_dim {backbone.feature_dim}, but on {shape} returns {found}; a backbone returns "
-                f"features [B, feature_dim], here {expected}"
-            )
+        for training in (False, True):
+            backbone.train(training)
+            problem = _backbone_output_problem(backbone, images, runtime, "training" if training else "eval")
+            if problem:
+                break
     finally:
+        backbone.load_state_dict(buffers)
         for module, training in modes.items():
             module.training = training
     if problem:
         raise PluginError(f"{component_label('backbone', name)} {problem}")
+
+
+def _backbone_output_problem(backbone: nn.Module, images: torch.Tensor, runtime: Runtime, mode: str) -> str | None:
+    shape = f"2 images of {list(images.shape[1:])} in {mode} mode"
+    try:
+        with runtime.rng_kept(), torch.no_grad(), runtime.autocast():
+            features = backbone(images)
+    except Exception as exc:
+        return f"failed on {shape}: {type(exc).__name__}: {exc}"
+    expected = [2, backbone.feature_dim]
+    if not (isinstance(features, torch.Tensor) and list(features.shape) == expected):
+        found = f"shape {list(features.shape)}" if isinstance(features, torch.Tensor) else type(features).__name__
+        return (
+            f"declares feature_dim {backbone.feature_dim}, but on {shape} returns {found}; a backbone returns "
+            f"features [B, feature_dim], here {expected}"
+        )
+    allowed = sorted({str(torch.float32), str(runtime.compute_dtype)})
+    if str(features.dtype) not in allowed:
+        return (
+            f"returns {features.dtype} features on {shape}; the projection head takes {' or '.join(allowed)} "
+            "(float32 parameters, and the run's precision)"
+        )
+    return None
 
 
 def warn_of_untrained_parameters(model: nn.Module, optimizer: torch.optim.Optimizer, name: str) -> None:

@@ -84,10 +84,12 @@ def check_split_images(dataset: ImageDataset, split: Dataset, which: str, name: 
     image = split[0][0]
     if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and tuple(image.shape) == (3, size, size):
         return
+    from simclr import component_label
+
     found = f"{image.dtype} {list(image.shape)}" if isinstance(image, torch.Tensor) else type(image).__name__
     raise PluginError(
-        f"dataset '{name}' ({type(dataset).__name__}): the images of its {which} split are {found}, but with "
-        f"image_size {size} they must be uint8 [3, {size}, {size}]"
+        f"{component_label('dataset', name)} ({type(dataset).__name__}): the images of its {which} split are "
+        f"{found}, but with image_size {size} they must be uint8 [3, {size}, {size}]"
     )
 
 

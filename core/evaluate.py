@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from torch import nn
 from torch.utils.data import Subset
 
+from simclr import component_label
 from simclr.atomic import write_json
 from simclr.checkpoint import load_checkpoint, refuse_a_folder_of_runs
 from simclr.config import experiment_from_dict, validation_issues, with_install_hints
@@ -244,14 +245,16 @@ def check_labels(
         if bool(outside.any()):
             expected = f"0..{known - 1}, one per class name" if known else ">= 0 (and it sets no class_names)"
             raise PluginError(
-                f"dataset '{name}' ({type(dataset).__name__}): {int(outside.sum())} images of its {which} split have "
-                f"labels outside {expected}, e.g. {int(labels[outside][0])}; every labelled image needs its class's "
-                "index in class_names"
+                f"{component_label('dataset', name)} ({type(dataset).__name__}): {int(outside.sum())} images of its "
+                f"{which} split have labels outside {expected}, e.g. {int(labels[outside][0])}; every labelled "
+                "image needs its class's index in class_names"
             )
     classes = torch.unique(train)
     if len(classes) < 2:
+        only = int(classes[0])
+        named = f"'{dataset.class_names[only]}' (label {only})" if known else f"label {only}"
         raise UserError(
-            f"dataset '{name}': its labelled train split has a single class ({int(classes[0])}); a linear probe needs "
+            f"dataset '{name}': its labelled train split has a single class, {named}; a linear probe needs "
             "images of at least two classes"
         )
     counts = torch.bincount(train)

@@ -50,16 +50,46 @@ def _backbone_detail(obj: Any) -> str:
     return f" (its feature_dim is {obj.feature_dim!r})" if hasattr(obj, "feature_dim") else " (it has no feature_dim)"
 
 
+def _groups_without_lr(obj: Any) -> list[int]:
+    """Indices of an optimizer's param groups without a numeric ``lr`` (the schedule sets it every step)."""
+    import torch
+
+    return [
+        index
+        for index, group in enumerate(obj.param_groups)
+        if isinstance(group.get("lr"), bool) or not isinstance(group.get("lr"), (int, float, torch.Tensor))
+    ]
+
+
 def _is_optimizer(obj: Any) -> bool:
     import torch
 
-    return isinstance(obj, torch.optim.Optimizer)
+    return isinstance(obj, torch.optim.Optimizer) and not _groups_without_lr(obj)
+
+
+def _optimizer_detail(obj: Any) -> str:
+    import torch
+
+    if not isinstance(obj, torch.optim.Optimizer):
+        return ""
+    return f" whose param group {_groups_without_lr(obj)[0]} has no numeric 'lr' (the schedule sets it every step)"
 
 
 def _is_dataset(obj: Any) -> bool:
     from simclr.data import ImageDataset
 
-    return isinstance(obj, ImageDataset)
+    size = getattr(obj, "image_size", None)
+    return isinstance(obj, ImageDataset) and isinstance(size, int) and not isinstance(size, bool) and size > 0
+
+
+def _dataset_detail(obj: Any) -> str:
+    from simclr.data import ImageDataset
+
+    if not isinstance(obj, ImageDataset):
+        return ""
+    if not hasattr(obj, "image_size"):
+        return " without an image_size"
+    return f" with image_size {obj.image_size!r}"
 
 
 KINDS: dict[str, KindSpec] = {
@@ -79,15 +109,17 @@ KINDS: dict[str, KindSpec] = {
             "optimizer",
             "simclr_register_optimizers",
             "factory(params, model)",
-            "a torch.optim.Optimizer",
+            "a torch.optim.Optimizer with an `lr` in every param group",
             _is_optimizer,
+            _optimizer_detail,
         ),
         KindSpec(
             "dataset",
             "simclr_register_datasets",
             "factory(params)",
-            "a simclr.data.ImageDataset",
+            "a simclr.data.ImageDataset with a positive int `image_size`",
             _is_dataset,
+            _dataset_detail,
         ),
         KindSpec("callback", "simclr_register_callbacks", "factory(params)", "an object", lambda obj: True),
     )

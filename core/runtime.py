@@ -42,6 +42,11 @@ class Runtime:
     def distributed(self) -> bool:
         return self.world_size > 1
 
+    @property
+    def compute_dtype(self) -> torch.dtype:
+        """The dtype the model computes in: autocast's, or float32."""
+        return DTYPES[self.precision]
+
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
             return contextlib.nullcontext()

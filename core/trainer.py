@@ -17,13 +17,13 @@ from typing import IO, Any
 import torch
 from torch import nn
 
+from simclr import component_label
 from simclr import config as config_module
 from simclr.atomic import write_json
 from simclr.checkpoint import load_checkpoint, remove_partial_writes, save_checkpoint
 from simclr.contracts import (
     check_backbone_output,
     check_loss_output,
-    component_label,
     warn_of_loss_parameters,
     warn_of_untrained_parameters,
 )
@@ -158,11 +158,11 @@ class Trainer:
         check_split_images(self.dataset, self.dataset.pretrain_split(), "pre-training", experiment.data.dataset.name)
         if experiment.eval.after_train:
             self._check_evaluable()
-        model = build_model(experiment, self.dataset.image_size)
-        if self.runtime.distributed and experiment.model.sync_batchnorm:
-            model = global_batchnorm(model, self.runtime.device)
-        model = self.runtime.place(model)
+        model = self.runtime.place(build_model(experiment, self.dataset.image_size))
+        # checked before BatchNorm goes global: a trial step in training mode must not communicate across ranks
         check_backbone_output(model.backbone, experiment.model.backbone.name, self.dataset.image_size, self.runtime)
+        if self.runtime.distributed and experiment.model.sync_batchnorm:
+            model = self.runtime.place(global_batchnorm(model, self.runtime.device))
         self.model = model
         self.loss_fn = experiment.loss.build().to(self.runtime.device)
         self._try_loss()
@@ -404,7 +404,7 @@ class Trainer:
             return
         system = plugin_system()
         for i, (section, callback) in enumerate(zip(self.experiment.train.callbacks, self.callbacks, strict=True)):
-            label = f"callback '{section.name}' (from train.callbacks)"
+            label = f"{component_label('callback', section.name)} (from train.callbacks)"
             system.register_object(callback, name=f"callback:{i}:{section.name}", label=label)
 
     def _build_callbacks(self) -> list[Any]:

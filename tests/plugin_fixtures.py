@@ -347,6 +347,34 @@ class Spatial(WrongDim):
         return self.conv(x)  # [B, 8, H, W]: not pooled
 
 
+class Float64(WrongDim):
+    feature_dim = 8
+
+    def forward(self, x):
+        return self.conv(x).mean((2, 3)).double()
+
+
+class SpatialWhileTraining(WrongDim):
+    feature_dim = 8
+
+    def forward(self, x):
+        features = self.conv(x).mean((2, 3))
+        return features[:, :, None, None] if self.training else features  # [B, 8, 1, 1] in training only
+
+
+def no_lr(params, model):  # param groups without "lr": the schedule could not set it
+    class Constant(torch.optim.Optimizer):
+        def __init__(self, parameters):
+            super().__init__(parameters, {})
+
+    return Constant(model.parameters())
+
+
+class Sizeless(InMemoryImageDataset):
+    def __init__(self, params):
+        super().__init__(TensorSplit(torch.zeros(64, 3, 16, 16, dtype=torch.uint8)))
+
+
 class BatchLimit(torch.nn.Module):
     def forward(self, z1, z2):
         raise ValueError(f"batch {len(z1)} > batch_limit 8")
@@ -393,6 +421,13 @@ def small_test(params):  # test images of another size than image_size
 def simclr_register_backbones(registry):
     registry.add("wrong_dim", WrongDim)
     registry.add("spatial", Spatial)
+    registry.add("float64", Float64)
+    registry.add("spatial_while_training", SpatialWhileTraining)
+
+
+@simclr.hookimpl
+def simclr_register_optimizers(registry):
+    registry.add("no_lr", no_lr)
 
 
 @simclr.hookimpl
@@ -411,4 +446,5 @@ def simclr_register_datasets(registry):
     registry.add("unlabelled", unlabelled)
     registry.add("one_class", one_class)
     registry.add("small_test", small_test)
+    registry.add("sizeless", Sizeless)
 """

@@ -306,6 +306,30 @@ CASES = [
         env=mistakes_plugin,
     ),
     Case(
+        "plugin-backbone-float64-features",
+        lambda c: ["train", c.experiment({"model.backbone": {"name": "float64"}})],
+        ["backbone 'float64'", "acme-mistakes", "torch.float64 features", "torch.float32"],
+        env=mistakes_plugin,
+    ),
+    Case(
+        "plugin-backbone-other-output-in-training-mode",
+        lambda c: ["train", c.experiment({"model.backbone": {"name": "spatial_while_training"}})],
+        ["backbone 'spatial_while_training'", "acme-mistakes", "in training mode", "shape [2, 8, 1, 1]"],
+        env=mistakes_plugin,
+    ),
+    Case(
+        "plugin-optimizer-without-lr",
+        lambda c: ["train", c.experiment({"optimizer": {"name": "no_lr"}})],
+        ["optimizer 'no_lr'", "acme-mistakes", "param group 0 has no numeric 'lr'"],
+        env=mistakes_plugin,
+    ),
+    Case(
+        "plugin-dataset-without-image-size",
+        lambda c: ["train", c.experiment({"data.dataset": {"name": "sizeless"}})],
+        ["dataset 'sizeless'", "acme-mistakes", "without an image_size", "positive int `image_size`"],
+        env=mistakes_plugin,
+    ),
+    Case(
         "plugin-loss-raises-on-the-batch",
         lambda c: ["train", c.experiment({"loss": {"name": "batch_limit"}})],
         ["loss 'batch_limit'", "acme-mistakes", "ValueError: batch 32 > batch_limit 8"],
@@ -332,7 +356,7 @@ CASES = [
     Case(
         "dataset-one-class-after-train",
         lambda c: ["train", c.experiment({"data.dataset": {"name": "one_class"}, **EVAL_AFTER_TRAIN})],
-        ["dataset 'one_class'", "single class (0)", "at least two classes"],
+        ["dataset 'one_class'", "single class, 'a' (label 0)", "at least two classes"],
         env=mistakes_plugin,
     ),
     Case(

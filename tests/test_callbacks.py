@@ -79,7 +79,8 @@ def test_a_failing_callback_is_named_as_configured_and_the_run_goes_on(tmp_path,
     with caplog.at_level("WARNING", logger="simclr"):
         Trainer(tiny(["train.epochs=1"]), tmp_path / "run", show_progress=False).fit()
     assert (
-        "callback 'plots' (from train.callbacks) raised in simclr_on_train_end and is ignored: "
+        "callback 'plots' from plugin 'callbacks' (distribution simclr 0.1.0) (from train.callbacks) raised in "
+        "simclr_on_train_end and is ignored: "
         "ValueError: Invalid affine transformation matrix"
     ) in caplog.text
     assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()

@@ -710,5 +710,5 @@ def test_labels_of_a_dataset_without_class_names_need_only_be_known():
     named = SimpleNamespace(class_names=["a", "b"])
     with pytest.raises(PluginError, match=r"labels outside 0..1, one per class name, e.g. 2"):
         check_labels(named, "mine", torch.tensor([0, 2]), torch.tensor([0, 1]))
-    with pytest.raises(UserError, match=r"single class \(1\); a linear probe needs"):
+    with pytest.raises(UserError, match=r"single class, 'b' \(label 1\); a linear probe needs"):
         check_labels(named, "mine", torch.tensor([1, 1]), torch.tensor([0, 1]))

@@ -169,3 +169,18 @@ def test_example_plugin_installs_lists_builds(tmp_path):
         text=True,
     )
     assert "random_subset" not in without.stdout, "uninstalled (not on the path) means gone"
+
+
+def test_a_plain_import_reaches_the_dataset_api_and_imports_torch_only_when_it_is_used():
+    """A plugin module with only ``import simclr`` (as the README's recipe reads) subclasses
+    ``simclr.data.InMemoryImageDataset`` in a fresh interpreter, where nothing imported simclr.data first."""
+    script = (
+        "import sys, simclr\n"
+        "assert 'torch' not in sys.modules, 'import simclr imported torch'\n"
+        "class Mine(simclr.data.InMemoryImageDataset):\n"
+        "    image_size = 8\n"
+        "print(Mine.__mro__[1].__module__, simclr.data.TensorSplit.__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["simclr.data", "TensorSplit"]

@@ -38,8 +38,9 @@ class MarginTriplet(PairLoss):
             selected = self.miner(sim.detach(), pairs.positive_mask, self.margin)
             if selected.shape != sim.shape or selected.dtype != torch.bool:
                 raise simclr.PluginError(
-                    f"miner '{self.miner_name}' returned {selected.dtype} {tuple(selected.shape)}; a miner must "
-                    f"return a bool mask of the similarity matrix's shape {tuple(sim.shape)}."
+                    f"{simclr.component_label('miner', self.miner_name)} returned {selected.dtype} "
+                    f"{tuple(selected.shape)}; a miner must return a bool mask of the similarity matrix's shape "
+                    f"{tuple(sim.shape)}."
                 )
             selected = selected & pairs.negative_mask
             count = selected.sum()

@@ -96,8 +96,8 @@ EVAL_OVERRIDABLE = ("data", "eval", "train.seed")
 def stored_experiment(
     state: dict[str, Any], checkpoint: Path, dataset: str | None = None, overrides: Sequence[str] = ()
 ) -> Experiment:
-    """The experiment a checkpoint was trained with, as an evaluation sees it: with ``dataset`` (its params reset to
-    that dataset's defaults) and ``overrides`` of data.*, eval.* and train.seed, and without building the loss,
+    """The experiment a checkpoint was trained with, as an evaluation sees it: with ``dataset`` (another dataset's
+    params reset to its defaults; the run's own keeps the stored ones) and ``overrides`` of data.*, eval.* and train.seed, and without building the loss,
     optimizer and callbacks, whose plugins need not be installed where it runs."""
     for text in overrides:
         key = text.split("=", 1)[0].strip()
@@ -116,7 +116,8 @@ def stored_experiment(
         registry = plugin_system().registry
         if dataset not in registry.names("dataset"):
             raise UserError(f"--dataset {dataset}: {registry.unknown('dataset', dataset)}")
-        config = {**config, "data": {**config["data"], "dataset": {"name": dataset}}}
+        if dataset != config.get("data", {}).get("dataset", {}).get("name"):  # the run's own keeps its params
+            config = {**config, "data": {**config["data"], "dataset": {"name": dataset}}}
     try:
         return experiment_from_dict(
             config, list(overrides), src=f"{checkpoint} (stored config)", stored=True, skip_kinds=NOT_EVALUATED
@@ -357,6 +358,15 @@ def evaluate_run(
     name = experiment.data.dataset.name
     train_split, test_split = labelled_splits(data, name, cfg.labels_per_class)
     image_size = state.get("image_size", data.image_size)
+    if data.image_size != image_size and "image_size" not in experiment.data.dataset.raw_params():
+        log.warning(
+            "dataset '%s' gives %d px images (its default) to a network trained on %d px ones; to evaluate at the "
+            "training size: --set data.dataset.image_size=%d",
+            name,
+            data.image_size,
+            image_size,
+            image_size,
+        )
     mean, std = trained_normalisation(state, lambda: data)
     labelled_data = data.eval_fingerprint() if cache else None  # the hashes key the cache only
     common = {  # the labelled images themselves where the dataset can hash them, else its settings

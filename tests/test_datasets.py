@@ -152,7 +152,11 @@ def test_image_folder_reads_nested_images_and_skips_broken_ones_with_one_warning
         dataset.pretrain_split()
         dataset.pretrain_split()  # read once
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "skipped 2 files: 2 not readable images (e.g. " in warnings[0].getMessage()
+    message = warnings[0].getMessage()
+    assert len(warnings) == 1 and message.startswith(f"image_folder: train {image_tree}: skipped 2 files: ")
+    assert f"1 not images (no format PIL recognises) (e.g. {image_tree / 'notes.txt'})" in message
+    broken = image_tree / "nested" / "broken.png"
+    assert f"1 damaged images (a format PIL recognises, but truncated or corrupt) ({broken})" in message
     images = dataset.pretrain_tensor()
     assert images.shape == (4, 3, 16, 16) and images.dtype == torch.uint8
     assert dataset.eval_splits() is None
@@ -261,16 +265,17 @@ def test_image_folder_labelled_eval_folders(tmp_path, caplog):
         image.unlink()
     with caplog.at_level(logging.WARNING, logger="simclr"):
         dataset = labelled_image_folder(tmp_path)
+        dataset.eval_splits()
     assert "has no images of classes ['dog']" in caplog.text and split_tensors(dataset.eval_splits()[1])[
         1
     ].tolist() == [0]
     (tmp_path / "eval_train" / "fish").mkdir()
     with pytest.raises(simclr.UserError, match=r"class folders \['fish'\] of .* hold no readable images"):
-        labelled_image_folder(tmp_path)
+        labelled_image_folder(tmp_path).eval_splits()
     (tmp_path / "eval_train" / "fish").rmdir()
     save(tmp_path / "eval_test" / "bird" / "0.png", Image.new("RGB", (12, 12)))
     with pytest.raises(simclr.UserError, match="bird"):
-        labelled_image_folder(tmp_path)
+        labelled_image_folder(tmp_path).eval_splits()
     with pytest.raises(simclr.ConfigError, match="both"):
         simclr.create("dataset", "image_folder", train=str(tmp_path / "train"), eval_train=str(tmp_path))
 
@@ -312,7 +317,7 @@ def test_image_folder_labelled_folders_without_class_folders_say_so(tmp_path):
         save(tmp_path / split / "0.png", Image.new("RGB", (8, 8)))  # images straight in the folder
     folders = {split: str(tmp_path / split) for split in ("eval_train", "eval_test")}
     with pytest.raises(simclr.UserError, match=r"data.dataset.eval_train \(.*\) has no class folders; .*<class name>"):
-        simclr.create("dataset", "image_folder", image_size=8, **folders)
+        simclr.create("dataset", "image_folder", image_size=8, **folders).eval_splits()
 
 
 def test_image_folder_matches_class_folders_written_in_either_unicode_form(tmp_path):
@@ -329,7 +334,7 @@ def test_image_folder_matches_class_folders_written_in_either_unicode_form(tmp_p
     assert torch.equal(train.images, test.images)
     save(tmp_path / "eval_test" / composed / "1.png", Image.new("RGB", (8, 8)))  # both forms side by side
     with pytest.raises(simclr.UserError, match="two class folders named 'café', one written in another Unicode"):
-        simclr.create("dataset", "image_folder", image_size=8, **folders)
+        simclr.create("dataset", "image_folder", image_size=8, **folders).eval_splits()
 
 
 # --- CIFAR-10 and STL-10 on tiny files in their real formats ------------------------------------------------
@@ -519,12 +524,14 @@ def test_image_folder_warns_when_test_images_are_training_images(tmp_path, caplo
             save(tmp_path / "labelled" / label / f"{i}.png", Image.new("RGB", (8, 8), colour))
     same = str(tmp_path / "labelled")
     with caplog.at_level("WARNING", logger="simclr"):
-        simclr.create("dataset", "image_folder", image_size=8, eval_train=same, eval_test=same)
+        simclr.create("dataset", "image_folder", image_size=8, eval_train=same, eval_test=same).eval_splits()
     assert "4 of the 4 eval_test images are eval_train images too" in caplog.text
     caplog.clear()
     shutil.copytree(tmp_path / "labelled", tmp_path / "test")
     with caplog.at_level("WARNING", logger="simclr"):
-        simclr.create("dataset", "image_folder", image_size=8, eval_train=same, eval_test=str(tmp_path / "test"))
+        simclr.create(
+            "dataset", "image_folder", image_size=8, eval_train=same, eval_test=str(tmp_path / "test")
+        ).eval_splits()
     assert "eval_train images too" not in caplog.text  # copies are other files: not what the check can tell
 
 
@@ -542,9 +549,46 @@ def test_image_folder_says_why_it_skips_files_and_reads_float_images(tmp_path, m
     with caplog.at_level(logging.WARNING, logger="simclr"):
         train, _ = simclr.create("dataset", "image_folder", image_size=8, **folders).eval_splits()
     message = next(r.getMessage() for r in caplog.records if "skipped" in r.getMessage())
-    assert message.startswith("image_folder: skipped 6 files: ")  # counted in both splits (the same folder here)
+    # counted in both splits (the same folder here)
+    assert message.startswith(f"image_folder: eval_train {labelled}, eval_test {labelled}: skipped 6 files: ")
     assert f"2 outside a class folder (e.g. {labelled / 'loose.png'}" in message
     assert "2 too large for PIL (over twice Image.MAX_IMAGE_PIXELS" in message and "big.png" in message
-    assert "2 not readable images (e.g." in message and "text.png" in message
+    assert "2 not images (no format PIL recognises) (e.g." in message and "text.png" in message
     assert train.labels.tolist() == [0, 1]  # small.png and float.tif
     assert train.images[1].unique().tolist() == [0, 128]  # 0.5 of a float image scaled to [0, 1], not black
+
+
+def test_training_reports_a_mistyped_train_folder_before_decoding_the_labelled_ones(tmp_path, monkeypatch):
+    """`simclr train` with a wrong train path and good labelled folders fails on the path without decoding one
+    labelled image (they used to be read first, however many there were)."""
+    from simclr.config import experiment_from_dict
+    from simclr.plugins.datasets import image_folder
+    from simclr.trainer import Trainer
+
+    for label, colour in (("cat", (200, 0, 0)), ("dog", (0, 200, 0))):
+        for split in ("eval_train", "eval_test"):
+            save(tmp_path / split / label / "0.png", Image.new("RGB", (12, 12), colour))
+    decoded = []
+    decode = image_folder._decode
+    monkeypatch.setattr(image_folder, "_decode", lambda path, *args: decoded.append(path) or decode(path, *args))
+    folders = {"train": str(tmp_path / "trian"), "eval_train": str(tmp_path / "eval_train")}
+    experiment = experiment_from_dict(
+        {
+            "data": {
+                "dataset": {
+                    "name": "image_folder",
+                    "image_size": 8,
+                    **folders,
+                    "eval_test": str(tmp_path / "eval_test"),
+                }
+            },
+            "model": {"backbone": {"name": "small_resnet"}},
+            "loss": {"name": "nt_xent"},
+            "optimizer": {"name": "adam"},
+            "train": {"device": "cpu", "callbacks": []},
+            "eval": {"after_train": True},
+        }
+    )
+    with pytest.raises(simclr.UserError, match=r"data.dataset.train is .*trian, which is not there"):
+        Trainer(experiment, tmp_path / "run", show_progress=False)
+    assert decoded == [] and not (tmp_path / "run").exists()

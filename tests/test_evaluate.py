@@ -712,3 +712,18 @@ def test_labels_of_a_dataset_without_class_names_need_only_be_known():
         check_labels(named, "mine", torch.tensor([0, 2]), torch.tensor([0, 1]))
     with pytest.raises(UserError, match=r"single class, 'b' \(label 1\); a linear probe needs"):
         check_labels(named, "mine", torch.tensor([1, 1]), torch.tensor([0, 1]))
+
+
+def test_dataset_naming_the_runs_own_keeps_its_params_and_another_size_is_warned_of(run_copy, caplog):
+    """--dataset digits on a digits run trained at 16 px is the run's own evaluation (its stored params, eval.json),
+    not digits at its default 32 px; another dataset at another size than the training one is warned of."""
+    own = evaluate_run(run_copy, dataset="digits", baseline=False, ks=[1], progress=False)
+    assert own["file"] == EVAL_FILE and own["image_size"] == 16
+    overrides = ["data.dataset.count=200", "data.dataset.num_classes=3"]
+    with caplog.at_level("WARNING", logger="simclr"):
+        other = evaluate_run(run_copy, dataset="synthetic", overrides=overrides, baseline=False, ks=[1], progress=False)
+    assert other["image_size"] == 32
+    assert (
+        "dataset 'synthetic' gives 32 px images (its default) to a network trained on 16 px ones; to evaluate at "
+        "the training size: --set data.dataset.image_size=16"
+    ) in caplog.text

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 import simclr
 from simclr.data import LazyStatsImageDataset, TensorSplit
@@ -74,7 +74,8 @@ def _to_rgb(image: Image.Image, bit_depth: int) -> tuple[Image.Image, int | None
 
 
 #: why a file was skipped, as the warning says it
-NOT_AN_IMAGE = "not readable images"
+NOT_AN_IMAGE = "not images (no format PIL recognises)"
+DAMAGED = "damaged images (a format PIL recognises, but truncated or corrupt)"
 TOO_LARGE = "too large for PIL (over twice Image.MAX_IMAGE_PIXELS, its guard against decompression bombs)"
 OUTSIDE_CLASSES = "outside a class folder"
 
@@ -93,17 +94,27 @@ def _decode(path: Path, size: int, bit_depth: int) -> tuple[np.ndarray, int | No
             return np.asarray(image.crop((left, top, left + size, top + size))), brightest
     except Image.DecompressionBombError:
         return TOO_LARGE
-    except Exception:  # any other file PIL cannot decode (not an image, truncated) is skipped
+    except UnidentifiedImageError:  # a text file, Thumbs.db, an empty file
         return NOT_AN_IMAGE
+    except Exception:  # any other failure to decode (a truncated download, a corrupt file) is skipped too
+        return DAMAGED
+
+
+#: how many skipped files a warning names, per reason: every damaged image (up to this many), as those are the
+#: ones to look at; a few examples of the others
+NAMED_DAMAGED = 20
+NAMED_OTHERS = 3
 
 
 class _Reader:
     """Decodes files in parallel (PIL releases the GIL) and reports, once, those it had to skip and why, and 16-bit
-    images that read dark because they hold fewer significant bits than ``bit_depth`` says."""
+    images that read dark because they hold fewer significant bits than ``bit_depth`` says. ``where`` names the
+    folders read, as the warnings say it."""
 
-    def __init__(self, size: int, bit_depth: int):
+    def __init__(self, size: int, bit_depth: int, where: str):
         self.size = size
         self.bit_depth = bit_depth
+        self.where = where
         self.skipped: dict[str, list[Path]] = {}
         #: the brightest value of every 16-bit image read
         self.sixteen_bit: list[int] = []
@@ -132,18 +143,19 @@ class _Reader:
     def warn(self) -> None:
         """Say what was skipped, and that 16-bit images with fewer significant bits than bit_depth read dark."""
         if self.skipped:
-            reasons = "; ".join(
-                f"{len(files)} {why} (e.g. {', '.join(map(str, files[:3]))})" for why, files in self.skipped.items()
+            reasons = "; ".join(_skipped(why, files) for why, files in self.skipped.items())
+            log.warning(
+                "image_folder: %s: skipped %d files: %s", self.where, sum(map(len, self.skipped.values())), reasons
             )
-            log.warning("image_folder: skipped %d files: %s", sum(map(len, self.skipped.values())), reasons)
         brightest = max(self.sixteen_bit, default=None)
         white = 2**self.bit_depth - 1
         images = f"{len(self.sixteen_bit)} 16-bit image{'s' if len(self.sixteen_bit) > 1 else ''}"
         if brightest is not None and brightest > white:
             clipped = sum(value > white for value in self.sixteen_bit)
             log.warning(
-                "image_folder: %d of the %s have values above %d, the white of bit_depth %d (up to %d): they are "
-                "clipped white; set data.dataset.bit_depth: %d (or more) to keep them",
+                "image_folder: %s: %d of the %s have values above %d, the white of bit_depth %d (up to %d): they "
+                "are clipped white; set data.dataset.bit_depth: %d (or more) to keep them",
+                self.where,
                 clipped,
                 images,
                 white,
@@ -153,8 +165,9 @@ class _Reader:
             )
         elif brightest is not None and 0 < brightest < 2 ** (self.bit_depth - 2):
             log.warning(
-                "image_folder: the %s use values up to %d only, of the %d that bit_depth %d makes white, so they "
-                "read dark (at most %d of 255); if they hold %d-bit data, set data.dataset.bit_depth: %d",
+                "image_folder: %s: the %s use values up to %d only, of the %d that bit_depth %d makes white, so "
+                "they read dark (at most %d of 255); if they hold %d-bit data, set data.dataset.bit_depth: %d",
+                self.where,
                 images,
                 brightest,
                 white,
@@ -163,6 +176,14 @@ class _Reader:
                 brightest.bit_length(),
                 brightest.bit_length(),
             )
+
+
+def _skipped(why: str, files: list[Path]) -> str:
+    """``3 damaged images (a, b, c)``, ``40 not images (...) (e.g. a, b, c)``."""
+    if why == DAMAGED:
+        more = f" and {len(files) - NAMED_DAMAGED} more" if len(files) > NAMED_DAMAGED else ""
+        return f"{len(files)} {why} ({', '.join(map(str, files[:NAMED_DAMAGED]))}{more})"
+    return f"{len(files)} {why} (e.g. {', '.join(map(str, files[:NAMED_OTHERS]))})"
 
 
 def _labelled(
@@ -239,26 +260,38 @@ def _warn_of_shared_images(train: list[Path], test: list[Path]) -> None:
 
 class ImageFolderDataset(LazyStatsImageDataset):
     """Pre-trains on every readable image below ``train``; evaluates on ``eval_train`` / ``eval_test`` when
-    given. mean and std come from the pre-training images. The labelled folders are read when the dataset is
-    built, the pre-training folder when it is first used: an evaluation (which normalises as the checkpoint says)
-    needs only the labelled folders, as on a laptop that evaluates a run trained elsewhere."""
+    given. mean and std come from the pre-training images. Each folder is read when it is first used: an
+    evaluation (which normalises as the checkpoint says) needs only the labelled folders, as on a laptop that
+    evaluates a run trained elsewhere, and training reads ``train`` first, so a mistyped path is reported before
+    the labelled images are decoded."""
 
     def __init__(self, params: ImageFolderParams):
         self.params = params
         self.image_size = params.image_size
-        self.class_names: list[str] = []
-        self.eval: tuple[TensorSplit, TensorSplit] | None = None
-        if params.eval_train is not None and params.eval_test is not None:
-            reader = _Reader(params.image_size, params.bit_depth)
-            eval_paths, labels, self.class_names, loose = _labelled(params.eval_train, "eval_train", None)
-            reader.skip(loose, OUTSIDE_CLASSES)
-            eval_train = reader.read(eval_paths, labels, params.eval_train)
-            paths, labels, _, loose = _labelled(params.eval_test, "eval_test", self.class_names)
-            reader.skip(loose, OUTSIDE_CLASSES)
-            _warn_of_shared_images(eval_paths, paths)
-            self.eval = (eval_train, reader.read(paths, labels, params.eval_test))
-            _check_classes(self.class_names, self.eval, params.eval_train, params.eval_test)
-            reader.warn()
+
+    @cached_property
+    def labelled(self) -> tuple[list[str], tuple[TensorSplit, TensorSplit] | None]:
+        """The class names and the (train, test) splits of the labelled folders; none without them."""
+        params = self.params
+        if params.eval_train is None or params.eval_test is None:
+            return [], None
+        reader = _Reader(
+            params.image_size, params.bit_depth, f"eval_train {params.eval_train}, eval_test {params.eval_test}"
+        )
+        eval_paths, labels, class_names, loose = _labelled(params.eval_train, "eval_train", None)
+        reader.skip(loose, OUTSIDE_CLASSES)
+        eval_train = reader.read(eval_paths, labels, params.eval_train)
+        paths, labels, _, loose = _labelled(params.eval_test, "eval_test", class_names)
+        reader.skip(loose, OUTSIDE_CLASSES)
+        _warn_of_shared_images(eval_paths, paths)
+        splits = (eval_train, reader.read(paths, labels, params.eval_test))
+        _check_classes(class_names, splits, params.eval_train, params.eval_test)
+        reader.warn()
+        return class_names, splits
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.labelled[0]
 
     @cached_property
     def pretrain(self) -> TensorSplit:
@@ -267,7 +300,7 @@ class ImageFolderDataset(LazyStatsImageDataset):
                 "image_folder: data.dataset.train is not given; pre-training needs a folder of images "
                 "(--set data.dataset.train=PATH)"
             )
-        reader = _Reader(self.params.image_size, self.params.bit_depth)
+        reader = _Reader(self.params.image_size, self.params.bit_depth, f"train {self.params.train}")
         paths = _files(self.params.train, "train")
         split = reader.read(paths, [-1] * len(paths), self.params.train)
         reader.warn()
@@ -280,7 +313,7 @@ class ImageFolderDataset(LazyStatsImageDataset):
         return self.pretrain
 
     def eval_splits(self) -> tuple[TensorSplit, TensorSplit] | None:
-        return self.eval
+        return self.labelled[1]
 
     def pretrain_tensor(self) -> torch.Tensor:
         return self.pretrain.images

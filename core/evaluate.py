@@ -97,8 +97,9 @@ def stored_experiment(
     state: dict[str, Any], checkpoint: Path, dataset: str | None = None, overrides: Sequence[str] = ()
 ) -> Experiment:
     """The experiment a checkpoint was trained with, as an evaluation sees it: with ``dataset`` (another dataset's
-    params reset to its defaults; the run's own keeps the stored ones) and ``overrides`` of data.*, eval.* and train.seed, and without building the loss,
-    optimizer and callbacks, whose plugins need not be installed where it runs."""
+    params reset to its defaults; the run's own keeps the stored ones) and ``overrides`` of data.*, eval.* and
+    train.seed, and without building the loss, optimizer and callbacks, whose plugins need not be installed where
+    it runs."""
     for text in overrides:
         key = text.split("=", 1)[0].strip()
         if not any(key == allowed or key.startswith(f"{allowed}.") for allowed in EVAL_OVERRIDABLE):

@@ -163,8 +163,10 @@ def load_plugins(entry_points: list[importlib.metadata.EntryPoint] | None = None
     Load order: the built-in plugins (distribution ``simclr``) first, then the others by entry-point name, then
     distribution name. A plugin registers all its components or none: one that registers a kind and name an
     earlier plugin already registered is rejected whole and reported, so built-ins keep their names and, between
-    two third-party plugins, the first loaded keeps the name. Likewise an entry-point name already taken by
-    another distribution's plugin is reported and that later plugin is skipped.
+    two third-party plugins, the first loaded keeps the name. An entry-point name that another distribution's
+    plugin also uses is reported for each: a built-in keeps its name, but between third-party distributions
+    none is loaded, rather than whichever sorts first (installing a package would otherwise silently replace
+    the components of one that worked).
     """
     manager = new_manager()
     registry = Registry()
@@ -172,15 +174,29 @@ def load_plugins(entry_points: list[importlib.metadata.EntryPoint] | None = None
     if entry_points is None:
         entry_points = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
     blocked = names_disabled_by_env()
+    candidates = sorted(((ep, _provider(ep)) for ep in entry_points), key=_load_order)
+    claimants: dict[str, set[str]] = {}
+    for entry_point, provider in candidates:
+        if entry_point.name not in blocked:
+            claimants.setdefault(entry_point.name, set()).add(provider.distribution)
     seen: set[Provider] = set()
     owners: dict[str, Provider] = {}
-    for entry_point, provider in sorted(((ep, _provider(ep)) for ep in entry_points), key=_load_order):
+    for entry_point, provider in candidates:
         if entry_point.name in blocked and provider not in seen:
             registry.disabled.append(str(provider))
         if entry_point.name in blocked or provider in seen:
             seen.add(provider)
             continue
         seen.add(provider)
+        rivals = claimants[entry_point.name] - {provider.distribution}
+        if rivals and BUILTIN_DISTRIBUTION not in claimants[entry_point.name]:
+            error = PluginError(
+                f"plugin name '{entry_point.name}' is used by the distributions "
+                f"{', '.join(sorted(claimants[entry_point.name]))}, so none of them is loaded"
+            )
+            hint = f"uninstall all but one, e.g. pip uninstall {' '.join(sorted(rivals))}"
+            registry.failures.append(_failure(provider, "import", error, hint))
+            continue
         owner = owners.setdefault(entry_point.name, provider)
         if owner != provider:
             error = PluginError(f"plugin name '{entry_point.name}' is already taken by {owner}")

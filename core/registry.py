@@ -277,9 +277,15 @@ class Registry:
             return message
         missing = [f"plugin '{f['plugin']}' (distribution {f['distribution']}) failed to load" for f in self.failures]
         missing += [f"{plugin} is disabled by SIMCLR_DISABLE_PLUGINS" for plugin in self.disabled]
+        if len(missing) > NAMED_UNLOADED:
+            missing = [*missing[:NAMED_UNLOADED], f"{len(missing) - NAMED_UNLOADED} more"]
         if missing:
             message += f"; it may come from a plugin that is not loaded: {'; '.join(missing)} (`simclr plugins list`)"
         return message
+
+
+#: how many plugins that are not loaded an "unknown component" message names (`simclr plugins list` has them all)
+NAMED_UNLOADED = 3
 
 
 def _check_kind(kind: str) -> None:

@@ -147,6 +147,11 @@ def test_broken_import_and_registration_are_isolated(tmp_path, monkeypatch):
     assert "; it may come from a plugin that is not loaded: " in message
     assert "plugin 'broken_import' (distribution simclr-plugin-broken 1.0) failed to load" in message
     assert "half_registered" not in system.registry.names("loss")
+    # many plugins that are not loaded: three are named, the rest counted
+    system.registry.disabled.extend(f"plugin 'off{i}' (distribution off{i} 1.0)" for i in range(5))
+    message = system.registry.unknown("dataset", "lab_scans")
+    assert message.count("failed to load") + message.count("is disabled") == 3
+    assert message.endswith("; 4 more (`simclr plugins list`)")
     with pytest.raises(ConfigError, match="plugin 'broken_hook' .*failed to register: RuntimeError: registration"):
         system.registry.get("loss", "half_registered")
     assert "nt_xent" in system.registry.names("loss")
@@ -515,3 +520,21 @@ def test_a_callback_refused_by_the_hook_check_is_left_registered_nowhere():
         system.check_hooks(callback, "callback 'half'")
     assert not system.manager.is_registered(callback)
     assert all(impl.plugin is not callback for impl in system.manager.hook.simclr_on_epoch_end.get_hookimpls())
+
+
+def test_an_entry_point_name_two_third_party_distributions_use_loads_neither(tmp_path, monkeypatch):
+    """Which one would win is an accident of their names: installing a second package must not silently replace
+    the components of the first, so neither is loaded and each is reported with the rival to uninstall."""
+    first = make_distribution(tmp_path / "z", "simclr-plugin-zeta", {"xyz": GOOD_LOSS}, monkeypatch=monkeypatch)
+    second = make_distribution(tmp_path / "a", "simclr-plugin-alpha", {"xyz": TWICE}, monkeypatch=monkeypatch)
+    system = load_plugins(first + second + builtin_entry_points())
+    assert "scaled_distance" not in system.registry.names("loss") and "unique" not in system.registry.names("miner")
+    failures = {f["distribution"]: f for f in system.registry.failures}
+    assert set(failures) == {"simclr-plugin-zeta 1.0", "simclr-plugin-alpha 1.0"}
+    for mine, rival in (("zeta", "alpha"), ("alpha", "zeta")):
+        failure = failures[f"simclr-plugin-{mine} 1.0"]
+        assert (
+            "plugin name 'xyz' is used by the distributions simclr-plugin-alpha, simclr-plugin-zeta"
+            in (failure["error"])
+        )
+        assert f"pip uninstall simclr-plugin-{rival}" in failure["hint"]

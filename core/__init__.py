@@ -144,18 +144,28 @@ def disabled_plugins() -> list[str]:
     return list(plugin_system().registry.disabled)
 
 
-def _not_empty(value: Any) -> Any:
-    """An empty path would be the folder simclr runs in (``Path("")`` is ``.``): with ``--set key=`` that read
-    every image below it, a run's own plots included."""
+def _path_text(value: Any) -> Any:
+    """A path must be text. An empty one would be the folder simclr runs in (``Path("")`` is ``.``): with
+    ``--set key=`` that read every image below it, a run's own plots included. YAML reads some unquoted folder
+    names as other things (``2024`` a number, ``no`` or ``on`` a boolean, ``a: b`` a mapping): pydantic would
+    only say the input is not a path."""
     if isinstance(value, str) and not value.strip():
         raise ValueError("an empty path; give a folder ('.' for the one simclr runs in)")
+    read_as = {bool: "a boolean (YAML reads unquoted yes/no/on/off so)", int: "a number", float: "a number"}
+    read_as.update({dict: "a mapping (': ' inside it)", list: "a list"})
+    if type(value) in read_as:
+        text = value if isinstance(value, int | float) and not isinstance(value, bool) else "the name"
+        raise ValueError(
+            f"YAML read {value!r} as {read_as[type(value)]}, not a folder name; quote the path: '{text}' in a "
+            f"YAML file, --set 'KEY=\"{text}\"' on the command line"
+        )
     return value
 
 
 #: the type of a params field holding a path (a dataset's folder): ``~`` is expanded, as a YAML file or
 #: ``--set key=~/data`` passes it on unexpanded; a relative path stays relative to the folder simclr runs in;
 #: an empty one is an error
-DataPath = Annotated[Path, BeforeValidator(_not_empty), AfterValidator(Path.expanduser)]
+DataPath = Annotated[Path, BeforeValidator(_path_text), AfterValidator(Path.expanduser)]
 
 
 class ComponentRef:

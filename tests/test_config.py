@@ -518,3 +518,20 @@ def test_a_seed_is_any_integer_the_runs_seed_arithmetic_keeps_in_64_bits(tmp_pat
     assert errors_of(path, ["train.seed=4294967296"]) == [
         "--set train.seed=4294967296: train.seed: Input should be less than 4294967296"
     ]
+
+
+@pytest.mark.parametrize(
+    "value, read_as",
+    [
+        ("2024", "YAML read 2024 as a number, not a folder name; quote the path: '2024' in a YAML file"),
+        ("no", "YAML read False as a boolean (YAML reads unquoted yes/no/on/off so), not a folder name"),
+        ("data/x: y", "YAML read {'data/x': 'y'} as a mapping (': ' inside it), not a folder name"),
+    ],
+)
+def test_a_folder_name_yaml_reads_as_something_else_says_to_quote_it(tmp_path, value, read_as):
+    section = GOOD.replace("name: synthetic\n    image_size: 16", "name: image_folder\n    image_size: 16")
+    path = write(tmp_path, section)
+    [error] = errors_of(path, [f"data.dataset.train={value}"])
+    assert error.startswith(f"--set data.dataset.train={value}: data.dataset.train: {read_as}")
+    quoted = config.load_experiment(path, [f'data.dataset.train="{value}"'])  # quoted, it is the folder's name
+    assert str(quoted.data.dataset.params.train) == value

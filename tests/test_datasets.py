@@ -273,8 +273,12 @@ def test_image_folder_labelled_eval_folders(tmp_path, caplog):
     with pytest.raises(simclr.UserError, match=r"class folders \['fish'\] of .* hold no readable images"):
         labelled_image_folder(tmp_path).eval_splits()
     (tmp_path / "eval_train" / "fish").rmdir()
+    (tmp_path / "eval_test" / "bird").mkdir()  # an empty test class folder is skipped, with a warning
+    with caplog.at_level(logging.WARNING, logger="simclr"):
+        assert labelled_image_folder(tmp_path).class_names == ["cat", "dog"]
+    assert "class folders ['bird'] are empty and eval_train has no such class" in caplog.text
     save(tmp_path / "eval_test" / "bird" / "0.png", Image.new("RGB", (12, 12)))
-    with pytest.raises(simclr.UserError, match="bird"):
+    with pytest.raises(simclr.UserError, match=r"class folders \['bird'\] that eval_train does not have; a probe"):
         labelled_image_folder(tmp_path).eval_splits()
     with pytest.raises(simclr.ConfigError, match="both"):
         simclr.create("dataset", "image_folder", train=str(tmp_path / "train"), eval_train=str(tmp_path))
@@ -592,3 +596,15 @@ def test_training_reports_a_mistyped_train_folder_before_decoding_the_labelled_o
     with pytest.raises(simclr.UserError, match=r"data.dataset.train is .*trian, which is not there"):
         Trainer(experiment, tmp_path / "run", show_progress=False)
     assert decoded == [] and not (tmp_path / "run").exists()
+
+
+def test_a_very_large_image_is_read_with_a_warning_naming_it(tmp_path, monkeypatch, caplog, recwarn):
+    """Between PIL's decompression-bomb threshold and twice it, PIL warns once per process without naming the
+    file; image_folder names each such file instead (above twice it, the file is skipped)."""
+    save(tmp_path / "photos" / "wide.png", Image.new("RGB", (30, 10), (200, 0, 0)))  # 300 pixels
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200)
+    with caplog.at_level(logging.WARNING, logger="simclr"):
+        dataset = simclr.create("dataset", "image_folder", train=str(tmp_path / "photos"), image_size=8)
+        assert len(dataset.pretrain_split()) == 1
+    assert f"{tmp_path / 'photos' / 'wide.png'} has 300 pixels, more than PIL's decompression-bomb" in caplog.text
+    assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import os
 import unicodedata
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
@@ -85,6 +86,14 @@ def _decode(path: Path, size: int, bit_depth: int) -> tuple[np.ndarray, int | No
     value (else None), or why it cannot be read."""
     try:
         with Image.open(path) as image:
+            if image.width * image.height > Image.MAX_IMAGE_PIXELS:  # PIL's own warning names no file
+                log.warning(
+                    "image_folder: %s has %d pixels, more than PIL's decompression-bomb threshold "
+                    "(Image.MAX_IMAGE_PIXELS, %d): read anyway, slowly; a smaller copy reads faster",
+                    path,
+                    image.width * image.height,
+                    Image.MAX_IMAGE_PIXELS,
+                )
             image.draft("RGB", (size, size))  # JPEG: the decoder downscales (up to 8x) while decoding
             image, brightest = _to_rgb(ImageOps.exif_transpose(image), bit_depth)
             scale = size / min(image.size)
@@ -124,7 +133,9 @@ class _Reader:
             self.skipped.setdefault(why, []).extend(paths)
 
     def read(self, paths: list[Path], labels: list[int], folder: Path) -> TensorSplit:
-        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        # the filters are global: the worker threads see this one (and only this thread changes them)
+        with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             decoded = list(pool.map(lambda path: _decode(path, self.size, self.bit_depth), paths))
         kept = [i for i, result in enumerate(decoded) if not isinstance(result, str)]
         for path, result in zip(paths, decoded, strict=True):
@@ -209,9 +220,14 @@ def _labelled(
     if class_names is None:
         class_names = sorted(on_disk)
     unknown = sorted(set(on_disk) - set(class_names))
+    empty = [name for name in unknown if not _files(folder / on_disk[name], field)]
+    if empty:
+        log.warning("image_folder: %s: class folders %s are empty and eval_train has no such class", folder, empty)
+    unknown = [name for name in unknown if name not in empty]
     if unknown:
         raise simclr.UserError(
-            f"image_folder: {folder.resolve()} has class folders {unknown} that eval_train does not have"
+            f"image_folder: {folder.resolve()} has class folders {unknown} that eval_train does not have; a probe "
+            "can only be tested on classes it was trained on: add them to eval_train or remove them"
         )
     paths, labels = [], []
     for label, name in enumerate(class_names):

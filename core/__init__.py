@@ -8,6 +8,7 @@ hooks) or a :class:`RunContext` (lifecycle hooks).
 
 from __future__ import annotations
 
+import datetime
 import importlib
 from pathlib import Path
 from types import ModuleType
@@ -144,21 +145,30 @@ def disabled_plugins() -> list[str]:
     return list(plugin_system().registry.disabled)
 
 
+#: what YAML reads some unquoted paths as instead of text (bool before int: True is an int too)
+NOT_TEXT = (
+    (bool, "true/false (unquoted yes, no, on and off are)"),
+    (int | float, "a number"),
+    (datetime.date, "a date"),
+    (dict, "a mapping (': ' inside it)"),
+    (list, "a list"),
+    (type(None), "null (an empty value, or ~ alone; the home folder is ~/)"),
+)
+
+
 def _path_text(value: Any) -> Any:
     """A path must be text. An empty one would be the folder simclr runs in (``Path("")`` is ``.``): with
     ``--set key=`` that read every image below it, a run's own plots included. YAML reads some unquoted folder
-    names as other things (``2024`` a number, ``no`` or ``on`` a boolean, ``a: b`` a mapping): pydantic would
-    only say the input is not a path."""
+    names as other things (``2024`` a number, ``no`` a boolean, ``2024-01-05`` a date, ``a: b`` a mapping), and
+    pydantic would only say the input is not a path."""
     if isinstance(value, str) and not value.strip():
         raise ValueError("an empty path; give a folder ('.' for the one simclr runs in)")
-    read_as = {bool: "a boolean (YAML reads unquoted yes/no/on/off so)", int: "a number", float: "a number"}
-    read_as.update({dict: "a mapping (': ' inside it)", list: "a list"})
-    if type(value) in read_as:
-        text = value if isinstance(value, int | float) and not isinstance(value, bool) else "the name"
-        raise ValueError(
-            f"YAML read {value!r} as {read_as[type(value)]}, not a folder name; quote the path: '{text}' in a "
-            f"YAML file, --set 'KEY=\"{text}\"' on the command line"
-        )
+    for kind, read_as in NOT_TEXT:
+        if isinstance(value, kind):
+            raise ValueError(
+                f"YAML read this path as {read_as}: {value!r}, not text; quote the folder name as written: "
+                "'NAME' in a YAML file, --set 'KEY=\"NAME\"' on the command line"
+            )
     return value
 
 

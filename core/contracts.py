@@ -54,19 +54,27 @@ def check_backbone_output(backbone: nn.Module, name: str, image_size: int, runti
     in eval mode (evaluation) and in training mode (pre-training; some networks, such as torchvision's Inception,
     return other things while training). A wrong ``feature_dim`` or dtype would otherwise fail in the projection
     head, and an image size the backbone cannot take in its first step, both after the run directory is written.
-    Runs without gradients; BatchNorm statistics, the RNG state and the modules' modes are restored."""
+    Runs without gradients; the buffers a training-mode step changes (BatchNorm statistics, persistent or not),
+    the RNG state and the modules' modes are restored. Eval mode runs first: it changes no buffer, and it gives a
+    lazy module its parameters and buffers before they are copied."""
     modes = {module: module.training for module in backbone.modules()}
-    buffers = {key: value.clone() for key, value in backbone.state_dict().items()}
     images = runtime.place(torch.zeros(2, 3, image_size, image_size))
-    problem = None
     try:
-        for training in (False, True):
-            backbone.train(training)
-            problem = _backbone_output_problem(backbone, images, runtime, "training" if training else "eval")
-            if problem:
-                break
+        backbone.eval()
+        problem = _backbone_output_problem(backbone, images, runtime, "eval")
+        if not problem:
+            buffers = {
+                (module, key): buffer.clone()
+                for module in backbone.modules()
+                for key, buffer in module.named_buffers(recurse=False)
+            }
+            backbone.train()
+            try:
+                problem = _backbone_output_problem(backbone, images, runtime, "training")
+            finally:
+                for (module, key), buffer in buffers.items():
+                    setattr(module, key, buffer)
     finally:
-        backbone.load_state_dict(buffers)
         for module, training in modes.items():
             module.training = training
     if problem:

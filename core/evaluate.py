@@ -360,13 +360,14 @@ def evaluate_run(
     train_split, test_split = labelled_splits(data, name, cfg.labels_per_class)
     image_size = state.get("image_size", data.image_size)
     if data.image_size != image_size and "image_size" not in experiment.data.dataset.raw_params():
+        sized = "image_size" in type(experiment.data.dataset.params).model_fields
         log.warning(
-            "dataset '%s' gives %d px images (its default) to a network trained on %d px ones; to evaluate at the "
-            "training size: --set data.dataset.image_size=%d",
+            "dataset '%s' gives %d px images (its %s) to a network trained on %d px ones%s",
             name,
             data.image_size,
+            "default" if sized else "only size",
             image_size,
-            image_size,
+            f"; to evaluate at the training size: --set data.dataset.image_size={image_size}" if sized else "",
         )
     mean, std = trained_normalisation(state, lambda: data)
     labelled_data = data.eval_fingerprint() if cache else None  # the hashes key the cache only

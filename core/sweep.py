@@ -220,6 +220,11 @@ def _apply(data: dict, positions: Positions, overrides: list[tuple[str, str]]) -
                 positions[key] = source
 
 
+#: settings a sweep's runs (each in one process) do not depend on: a run stored with another value (one made
+#: before the default changed) is the same run
+NO_EFFECT_IN_ONE_PROCESS = {"model.sync_batchnorm"}
+
+
 def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
     """Why ``run_dir`` cannot hold this combination (another config, or not a run directory), or None."""
     if not run_dir.exists() or is_unused(run_dir):
@@ -232,7 +237,11 @@ def _stored_mismatch(run_dir: Path, experiment: Experiment) -> str | None:
         )
     stored = _flat(_with_new_defaults(run_dir_config(run_dir)))
     wanted = _flat(resolved_dict(experiment))
-    differ = sorted(key for key in stored.keys() | wanted.keys() if stored.get(key, ...) != wanted.get(key, ...))
+    differ = sorted(
+        key
+        for key in stored.keys() | wanted.keys()
+        if stored.get(key, ...) != wanted.get(key, ...) and key not in NO_EFFECT_IN_ONE_PROCESS
+    )
     if _longer(stored.get(EPOCHS_KEY), wanted[EPOCHS_KEY]):
         if read_record(run_dir).get("status") == "trained" and not last_checkpoint(run_dir).is_file():
             return (

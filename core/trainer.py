@@ -63,7 +63,12 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, saved: dict[str, Any]
     keeping that optimizer's group options. ``load_state_dict`` alone would put back the saved ones, so a resume
     with ``--set optimizer.weight_decay=...`` would silently keep the old value, and a run resumed on another
     device would keep the old device's kernel choice (fused or not), which need not exist here and which GradScaler
-    would feed the wrong arguments (it asks the optimizer built now whether it takes the grad scale)."""
+    would feed the wrong arguments (it asks the optimizer built now whether it takes the grad scale). An optimizer
+    whose state format changed between versions may define ``upgrade_state_dict(saved) -> saved``, called first,
+    while the saved options (its lr last used, a format marker) are still there."""
+    upgrade = getattr(optimizer, "upgrade_state_dict", None)
+    if callable(upgrade):
+        saved = upgrade(saved)
     built = [{key: value for key, value in group.items() if key != "params"} for group in optimizer.param_groups]
     # another number of groups: load_state_dict says so below
     groups = [{**group, **options} for group, options in zip(saved["param_groups"], built, strict=False)]

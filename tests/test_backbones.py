@@ -135,3 +135,32 @@ def test_the_backbone_check_changes_no_state_and_keeps_each_modules_mode():
     assert all(torch.equal(before[key], value) for key, value in backbone.state_dict().items())
     assert [m.training for m in backbone.modules()] == modes and not frozen.training and backbone.training
     assert torch.equal(torch.get_rng_state(), rng)
+
+
+class CountingLazy(nn.Module):
+    """A plugin-style backbone with a lazy layer and a non-persistent buffer a training step changes."""
+
+    feature_dim = 4
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3)
+        self.norm = nn.BatchNorm2d(6)
+        self.head = nn.LazyLinear(4)
+        self.register_buffer("training_steps", torch.zeros(()), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.training_steps += 1
+        return self.head(self.norm(self.conv(x)).mean((2, 3)))
+
+
+def test_the_backbone_check_takes_lazy_layers_and_restores_buffers_outside_the_state_dict():
+    from simclr.contracts import check_backbone_output
+    from simclr.runtime import Runtime
+
+    backbone = CountingLazy()
+    check_backbone_output(backbone, "lazy", 8, Runtime(torch.device("cpu"), "fp32", False))
+    assert backbone.head.weight.shape == (4, 6)  # materialised by the eval-mode trial, not an error
+    assert backbone.training_steps.item() == 0 and backbone.norm.num_batches_tracked.item() == 0
+    assert torch.equal(backbone.norm.running_mean, torch.zeros(6))

@@ -523,9 +523,11 @@ def test_a_seed_is_any_integer_the_runs_seed_arithmetic_keeps_in_64_bits(tmp_pat
 @pytest.mark.parametrize(
     "value, read_as",
     [
-        ("2024", "YAML read 2024 as a number, not a folder name; quote the path: '2024' in a YAML file"),
-        ("no", "YAML read False as a boolean (YAML reads unquoted yes/no/on/off so), not a folder name"),
-        ("data/x: y", "YAML read {'data/x': 'y'} as a mapping (': ' inside it), not a folder name"),
+        ("2024", "YAML read this path as a number: 2024, not text; quote the folder name as written: 'NAME'"),
+        ("010", "YAML read this path as a number: 8, not text"),
+        ("no", "YAML read this path as true/false (unquoted yes, no, on and off are): False, not text"),
+        ("2024-01-05", "YAML read this path as a date: datetime.date(2024, 1, 5), not text"),
+        ("data/x: y", "YAML read this path as a mapping (': ' inside it): {'data/x': 'y'}, not text"),
     ],
 )
 def test_a_folder_name_yaml_reads_as_something_else_says_to_quote_it(tmp_path, value, read_as):

@@ -608,3 +608,9 @@ def test_a_very_large_image_is_read_with_a_warning_naming_it(tmp_path, monkeypat
         assert len(dataset.pretrain_split()) == 1
     assert f"{tmp_path / 'photos' / 'wide.png'} has 300 pixels, more than PIL's decompression-bomb" in caplog.text
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # PIL's way to turn the guard off: every image is read
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="simclr"):
+        dataset = simclr.create("dataset", "image_folder", train=str(tmp_path / "photos"), image_size=8)
+        assert len(dataset.pretrain_split()) == 1
+    assert not caplog.records

@@ -12,6 +12,7 @@ import torch
 import simclr
 from simclr.plugins.optimizers.groups import parameter_groups
 from simclr.plugins.optimizers.torch_optimizers import kernel_options
+from simclr.trainer import load_optimizer_state
 
 
 def tiny_model(seed: int = 0) -> torch.nn.Module:
@@ -278,15 +279,20 @@ def test_lars_resumes_a_state_saved_before_lr_entered_the_momentum_buffer():
         del group["lr_in_momentum"]
         for index in group["params"]:
             earlier["state"][index]["momentum_buffer"] /= group["lr"]
-    second = simclr.create("optimizer", "lars", resumed_model)
-    second.load_state_dict(earlier)
-    assert all(group["lr_in_momentum"] for group in second.param_groups)
-    for lr, g in zip(rates[2:], grads[2:], strict=True):
-        set_lr(second, lr)
-        set_grads(resumed_model, g)
-        second.step()
-    for p, q in zip(model.parameters(), resumed_model.parameters(), strict=True):
-        torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
+    after_two = copy.deepcopy(resumed_model)
+    # loaded directly, and as a resumed run loads it: the config's group options (its base lr, the format
+    # marker) put over the saved ones, which must not hide that the saved state is of the earlier form
+    for load in (lambda optimizer: optimizer.load_state_dict(earlier), lambda o: load_optimizer_state(o, earlier)):
+        resumed_model = copy.deepcopy(after_two)
+        second = simclr.create("optimizer", "lars", resumed_model, lr=3.0)
+        load(second)
+        assert all(group["lr_in_momentum"] for group in second.param_groups)
+        for lr, g in zip(rates[2:], grads[2:], strict=True):
+            set_lr(second, lr)
+            set_grads(resumed_model, g)
+            second.step()
+        for p, q in zip(model.parameters(), resumed_model.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-6, atol=1e-7)
 
 
 TORCH_CASES = [

@@ -213,6 +213,9 @@ def test_a_run_made_before_a_setting_existed_is_still_the_same_configuration(tmp
     (combo.run_dir / ".simclr-run").touch()
     (combo.run_dir / "config.yaml").write_text(yaml.safe_dump(stored))
     check_run_dirs(sweep, sweep.combinations)  # no error
+    stored["model"]["sync_batchnorm"] = False  # the default before global BN became it: no effect in one process
+    (combo.run_dir / "config.yaml").write_text(yaml.safe_dump(stored))
+    check_run_dirs(sweep, sweep.combinations)  # no error
     stored["data"]["dataset"]["count"] = 128  # a real change still is one
     (combo.run_dir / "config.yaml").write_text(yaml.safe_dump(stored))
     with pytest.raises(simclr.ConfigError, match="differs at data.dataset.count"):

@@ -86,13 +86,14 @@ def _decode(path: Path, size: int, bit_depth: int) -> tuple[np.ndarray, int | No
     value (else None), or why it cannot be read."""
     try:
         with Image.open(path) as image:
-            if image.width * image.height > Image.MAX_IMAGE_PIXELS:  # PIL's own warning names no file
+            limit = Image.MAX_IMAGE_PIXELS  # None turns PIL's guard off
+            if limit is not None and image.width * image.height > limit:  # PIL's own warning names no file
                 log.warning(
                     "image_folder: %s has %d pixels, more than PIL's decompression-bomb threshold "
                     "(Image.MAX_IMAGE_PIXELS, %d): read anyway, slowly; a smaller copy reads faster",
                     path,
                     image.width * image.height,
-                    Image.MAX_IMAGE_PIXELS,
+                    limit,
                 )
             image.draft("RGB", (size, size))  # JPEG: the decoder downscales (up to 8x) while decoding
             image, brightest = _to_rgb(ImageOps.exif_transpose(image), bit_depth)

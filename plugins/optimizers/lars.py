@@ -97,18 +97,28 @@ class LARS(torch.optim.Optimizer):
             torch._foreach_add_(params, buffers, alpha=-1.0)
         return loss
 
+    @staticmethod
+    def upgrade_state_dict(state_dict: dict) -> dict:
+        """``state_dict`` in this LARS's format. One saved before lr entered the buffer (its groups lack
+        ``lr_in_momentum``) held v = trust·g, used as w ← w − lr·v, so its buffers become lr·v with the lr they
+        were last used with (the saved group's). The engine calls this before it puts the config's group options
+        over the saved ones on resume; ``load_state_dict`` calls it too."""
+        if all(LR_IN_MOMENTUM in group for group in state_dict["param_groups"]):
+            return state_dict
+        state = dict(state_dict["state"])
+        groups = []
+        for group in state_dict["param_groups"]:
+            if LR_IN_MOMENTUM not in group:
+                for index in group["params"]:
+                    saved = state.get(index, {})
+                    if "momentum_buffer" in saved:
+                        state[index] = {**saved, "momentum_buffer": saved["momentum_buffer"] * group["lr"]}
+                group = {**group, LR_IN_MOMENTUM: True}
+            groups.append(group)
+        return {**state_dict, "state": state, "param_groups": groups}
+
     def load_state_dict(self, state_dict: dict) -> None:
-        """Also loads the state of a LARS from before lr entered the buffer (its groups lack
-        ``lr_in_momentum``): such a buffer v was used as w ← w − lr·v, so it continues as lr·v, with the lr it was
-        last used with (the saved group's)."""
-        earlier = [LR_IN_MOMENTUM not in group for group in state_dict["param_groups"]]
-        super().load_state_dict(state_dict)
-        for group, convert in zip(self.param_groups, earlier, strict=True):
-            if convert:
-                for p in group["params"]:
-                    if "momentum_buffer" in self.state[p]:
-                        self.state[p]["momentum_buffer"].mul_(group["lr"])
-                group[LR_IN_MOMENTUM] = True
+        super().load_state_dict(self.upgrade_state_dict(state_dict))
 
     @staticmethod
     def _trust_ratios(params: list[torch.Tensor], grads: list[torch.Tensor], group: dict) -> list[torch.Tensor]:

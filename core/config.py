@@ -258,6 +258,7 @@ def _validate_section(kind: str, raw: dict, path: PathKey, positions: Positions)
         return component.parse(params)
     except ValidationError as exc:
         issues = validation_issues(exc, path, positions, component.params)
+    issues = [component.blame_default(issue, _dotted(path), params) for issue in issues]
     name_source = positions.get(name_path, "")
     if name_source.startswith("--set"):  # a dotted override changed the name but kept the old component's params
         replace = f"--set '{_dotted(path)}={{name: {raw['name']}}}'"

@@ -9,7 +9,7 @@ import re
 import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, ValidationError
@@ -172,7 +172,17 @@ class Component:
             from simclr.config import validation_issues
 
             prefix = tuple(path.split(".")) if path else ()
-            raise ConfigError(validation_issues(exc, prefix=prefix, model=self.params)) from None
+            issues = validation_issues(exc, prefix=prefix, model=self.params)
+            raise ConfigError([self.blame_default(issue, path, params) for issue in issues]) from None
+
+    def blame_default(self, issue: ConfigIssue, path: str, params: dict[str, Any]) -> ConfigIssue:
+        """``issue`` (of params ``params`` validated at dotted ``path``) at a field the params left out is the
+        plugin's default's, not the user's: said so, with the fix for now."""
+        field = issue.path.removeprefix(f"{path}.").split(".")[0] if path else issue.path.split(".")[0]
+        if field in params or field not in self.params.model_fields:
+            return issue
+        message = f"{issue.message} (the default of {self.label}; give {path + '.' if path else ''}{field} yourself)"
+        return replace(issue, message=message)
 
     def build(self, params: BaseModel, *context: Any) -> Any:
         """Call the factory with validated params and the kind's context arguments; check what it returns."""

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import textwrap
+from typing import Annotated, Any
 
 import pytest
 from pydantic import BaseModel, ConfigDict, model_validator
 
+import simclr
 from simclr import config
 from simclr.errors import ConfigError
 
@@ -424,6 +426,31 @@ def test_a_referenced_components_errors_are_placed_at_their_own_key_and_line(tmp
     ]
     section = GOOD.replace("name: nt_xent\n  temperature: 0.5", miner.format(low=2, item=3))
     assert errors_of(write(tmp_path, section)) == [f"{where}:12: loss.miner: low must be at most high"]
+
+
+class DefaultMinerParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    miner: Annotated[str | dict[str, Any], simclr.ComponentRef("miner")] = "missing_miner"
+
+
+def test_a_plugins_default_that_fails_is_blamed_on_the_plugin_not_the_user(tmp_path, monkeypatch):
+    """A plugin loss whose default names a miner that is not installed: the error says it is that plugin's
+    default, and how to get past it; a value the user gave is the user's."""
+    from simclr.plugin_manager import plugin_system
+    from simclr.registry import Component, Provider
+
+    provider = Provider("acme", "simclr-plugin-acme", "1.0")
+    loss = Component("loss", "defaulted", lambda params: None, DefaultMinerParams, "a test loss", provider)
+    monkeypatch.setitem(plugin_system().registry.components["loss"], "defaulted", loss)
+    path = write(tmp_path, GOOD)
+    [error] = errors_of(path, ["loss={name: defaulted}"])
+    assert error.startswith("--set loss={name: defaulted}: loss.miner: unknown miner 'missing_miner'")
+    assert error.endswith(
+        "(the default of loss 'defaulted' from plugin 'acme' (distribution simclr-plugin-acme 1.0); give loss.miner "
+        "yourself)"
+    )
+    [error] = errors_of(path, ["loss={name: defaulted, miner: nope}"])
+    assert "unknown miner 'nope'" in error and "the default of" not in error
 
 
 def test_a_validators_message_comes_without_pydantics_prefix(tmp_path):

@@ -3,8 +3,10 @@
 Reference (B): per-image torchvision transforms v2 in a DataLoader, the same network, a textbook NT-Xent, Adam.
 Framework (A): `simclr.trainer.Trainer` — its data stream (batched on-device views by default) and its step.
 Both see the same random uint8 images, batch size, image size and model, and compute in the same precision and
-memory format (the framework's: bf16 autocast and channels_last by default on CUDA, float32 on CPU), so the ratio
-measures the data path and the step, not the number format. Prints the median ratio of images/s.
+(by default) memory format (the framework's: bf16 autocast and channels_last by default on CUDA, float32 and
+channels_last on an x86-64 CPU), so the ratio measures the data path and the step, not the number format.
+``--reference-layout contiguous`` runs the reference in the layout a textbook loop has (torch's default), so the
+ratio also counts the framework's choice of memory format. Prints the median ratio of images/s.
 
     python benchmarks/compare_reference.py --image-size 32 --batch 128 --steps 4 --rounds 5
 """
@@ -90,9 +92,9 @@ def time_framework(trainer: Trainer, epoch: int) -> float:
     return steps * trainer.stream.batch / (time.perf_counter() - start)
 
 
-def time_reference(loader: DataLoader, model, optimizer, runtime: Runtime) -> float:
-    """The textbook step, in the framework's precision (autocast, and GradScaler for fp16) and memory format."""
-    layout = torch.channels_last if runtime.channels_last else torch.contiguous_format
+def time_reference(loader: DataLoader, model, optimizer, runtime: Runtime, channels_last: bool) -> float:
+    """The textbook step, in the framework's precision (autocast, and GradScaler for fp16), channels-last or not."""
+    layout = torch.channels_last if channels_last else torch.contiguous_format
     scaler = runtime.grad_scaler()
     start = time.perf_counter()
     images = 0
@@ -123,6 +125,12 @@ def main() -> None:
     parser.add_argument(
         "--precision", default="auto", help="both sides: auto (the framework's default), fp32, bf16, fp16"
     )
+    parser.add_argument(
+        "--reference-layout",
+        choices=["framework", "contiguous"],
+        default="framework",
+        help="the reference's memory format: the framework's, or torch's default (a textbook loop's)",
+    )
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
@@ -134,7 +142,8 @@ def main() -> None:
     device = runtime.device
     torch.manual_seed(0)
     reference_model = build_model(exp, args.image_size).to(device)
-    if runtime.channels_last:
+    reference_channels_last = runtime.channels_last and args.reference_layout == "framework"
+    if reference_channels_last:
         reference_model = reference_model.to(memory_format=torch.channels_last)
     reference_model.train()
     reference_optimizer = torch.optim.Adam(reference_model.parameters(), lr=1e-3)
@@ -143,11 +152,11 @@ def main() -> None:
         TwoViews(images, args.image_size), batch_size=args.batch, shuffle=True, drop_last=True, num_workers=args.workers
     )
     time_framework(trainer, 0)
-    time_reference(loader, reference_model, reference_optimizer, runtime)
+    time_reference(loader, reference_model, reference_optimizer, runtime, reference_channels_last)
     framework, reference = [], []
     for round_index in range(args.rounds):
         framework.append(time_framework(trainer, round_index + 1))
-        reference.append(time_reference(loader, reference_model, reference_optimizer, runtime))
+        reference.append(time_reference(loader, reference_model, reference_optimizer, runtime, reference_channels_last))
     ratios = [a / b for a, b in zip(framework, reference, strict=True)]
     result = {
         "device": str(device),
@@ -156,6 +165,7 @@ def main() -> None:
         "batch": args.batch,
         "precision": runtime.precision,
         "channels_last": runtime.channels_last,
+        "reference_channels_last": reference_channels_last,
         "framework_images_per_sec": statistics.median(framework),
         "reference_images_per_sec": statistics.median(reference),
         "median_ratio": statistics.median(ratios),

@@ -6,6 +6,7 @@ import contextlib
 import gc
 import logging
 import os
+import platform
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -122,6 +123,19 @@ def auto_precision(device: torch.device) -> str:
     return "bf16" if native else "fp16"
 
 
+#: CPUs whose convolutions (oneDNN) run faster on channels-last tensors: measured on this project's x86-64
+#: machine, a ResNet-18 training step at 32 px took 3.0 s channels-last against 4.8 s contiguous
+CHANNELS_LAST_CPUS = ("x86_64", "amd64")
+
+
+def default_channels_last(device: torch.device) -> bool:
+    """``train.channels_last`` left unset: on for CUDA and for x86-64 CPUs, where it was measured faster; off
+    elsewhere (MPS, other CPUs), where it was not measured."""
+    if device.type == "cpu":
+        return platform.machine().lower() in CHANNELS_LAST_CPUS
+    return device.type == "cuda"
+
+
 def make_runtime(train: TrainConfig, device_override: str | None = None) -> Runtime:
     """Resolve device and precision; join the torchrun process group when launched by torchrun."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
@@ -131,7 +145,7 @@ def make_runtime(train: TrainConfig, device_override: str | None = None) -> Runt
     source = "--device" if device_override else "train.device"
     device = resolve_device(device_override or train.device, local_rank, local_world_size, source)
     precision = auto_precision(device) if train.precision == "auto" else train.precision
-    channels_last = train.channels_last if train.channels_last is not None else device.type == "cuda"
+    channels_last = train.channels_last if train.channels_last is not None else default_channels_last(device)
     if device.type == "cuda":
         # the current device too: CUDA events, caches and NCCL use it, not the tensors' device
         torch.cuda.set_device(device)

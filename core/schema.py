@@ -162,7 +162,7 @@ class TrainConfig(Strict):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         "auto", description="auto: bf16 on a GPU with native bf16 (Ampere and later), fp16 on an older one, else fp32"
     )
-    channels_last: bool | None = Field(None, description="default: on for CUDA")
+    channels_last: bool | None = Field(None, description="default: on for CUDA and x86-64 CPUs")
     compile: bool = Field(False, description="torch.compile the model")
     log_every: int = Field(10, ge=1, description="steps between logged records (metrics read from the device)")
     checkpoint_every: int = Field(0, ge=0, description="epochs between numbered checkpoints (0: last.pt only)")

@@ -226,24 +226,29 @@ def load_benchmark_script(name: str):
     return module
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_the_reference_loop_computes_in_the_frameworks_precision(tmp_path, monkeypatch, precision):
-    """compare_reference's plain loop takes the framework's autocast (and memory format), so that on a GPU the
-    ratio is not bf16 against strict float32; its loss stays float32 and its weights move."""
+@pytest.mark.parametrize("precision, layout", [("fp32", "framework"), ("bf16", "framework"), ("fp32", "contiguous")])
+def test_the_reference_loop_computes_in_the_frameworks_precision(tmp_path, monkeypatch, precision, layout):
+    """compare_reference's plain loop takes the framework's autocast (and, unless told otherwise, its memory
+    format), so that on a GPU the ratio is not bf16 against strict float32; its loss stays float32 and its
+    weights move."""
     import sys
 
     reference = load_benchmark_script("compare_reference")
     args = ["compare_reference.py", "--image-size", "16", "--batch", "8", "--steps", "1", "--rounds", "1"]
     args += ["--backbone", "small_resnet", "--precision", precision, "--json", str(tmp_path / "result.json")]
-    seen = []
+    args += ["--reference-layout", layout]
+    seen, layouts = [], []
     original = reference.time_reference
 
-    def recording(loader, model, optimizer, runtime):
+    def recording(loader, model, optimizer, runtime, channels_last):
         hook = model.register_forward_pre_hook(
-            lambda *_: seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+            lambda _, inputs: (
+                seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+                or layouts.append(inputs[0].is_contiguous(memory_format=torch.channels_last))
+            )
         )
         before = [p.detach().clone() for p in model.parameters()]
-        rate = original(loader, model, optimizer, runtime)
+        rate = original(loader, model, optimizer, runtime, channels_last)
         hook.remove()
         assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
         return rate
@@ -254,3 +259,5 @@ def test_the_reference_loop_computes_in_the_frameworks_precision(tmp_path, monke
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["precision"] == precision and result["median_ratio"] > 0
     assert set(seen) == {torch.bfloat16 if precision == "bf16" else None}
+    expected = result["channels_last"] and layout == "framework"
+    assert result["reference_channels_last"] is expected and set(layouts) == {expected}

@@ -64,7 +64,16 @@ def test_auto_precision_follows_the_runs_own_gpu(two_fake_gpus, monkeypatch):
 def test_a_cpu_run_touches_no_cuda_setting(monkeypatch):
     monkeypatch.setattr(torch.cuda, "set_device", lambda device: pytest.fail("set_device on a CPU run"))
     runtime = make_runtime(TrainConfig(device="cpu"))
-    assert runtime.device == torch.device("cpu") and runtime.precision == "fp32" and not runtime.channels_last
+    assert runtime.device == torch.device("cpu") and runtime.precision == "fp32"
+
+
+@pytest.mark.parametrize("machine, expected", [("x86_64", True), ("AMD64", True), ("arm64", False), ("aarch64", False)])
+def test_channels_last_is_the_default_on_the_cpus_where_it_was_measured_faster(monkeypatch, machine, expected):
+    import platform
+
+    monkeypatch.setattr(platform, "machine", lambda: machine)
+    assert make_runtime(TrainConfig(device="cpu")).channels_last is expected
+    assert make_runtime(TrainConfig(device="cpu", channels_last=not expected)).channels_last is not expected
 
 
 def test_a_device_that_is_not_here_is_named_where_it_was_given(monkeypatch):

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from simclr import component_label
 from simclr.errors import PluginError
 from simclr.fingerprint import tensors_fingerprint
 
@@ -84,8 +85,6 @@ def check_split_images(dataset: ImageDataset, split: Dataset, which: str, name: 
     image = split[0][0]
     if isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and tuple(image.shape) == (3, size, size):
         return
-    from simclr import component_label
-
     found = f"{image.dtype} {list(image.shape)}" if isinstance(image, torch.Tensor) else type(image).__name__
     raise PluginError(
         f"{component_label('dataset', name)} ({type(dataset).__name__}): the images of its {which} split are "

@@ -58,6 +58,14 @@ def _progress_bar(enabled: bool) -> Progress | None:
     )
 
 
+def uses_channels_last(module: nn.Module) -> bool:
+    """Whether ``module``'s convolution weights are channels-last (a 1x1 one is both layouts at once)."""
+    return any(
+        p.dim() == 4 and not p.is_contiguous() and p.is_contiguous(memory_format=torch.channels_last)
+        for p in module.parameters()
+    )
+
+
 def extract_features(
     backbone: nn.Module,
     split: Dataset,
@@ -73,10 +81,12 @@ def extract_features(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``backbone`` features of every image of ``split`` (plain normalisation, no augmentation), in eval mode:
     (float32 [N, F], int64 labels [N]), on the CPU unless ``keep_on_device``. The backbone's train/eval mode is
-    restored afterwards."""
+    restored afterwards. Images are given in the backbone's memory layout (channels-last where its convolutions
+    are)."""
     from simclr.views import normalize
 
     device = torch.device(device)
+    layout = torch.channels_last if uses_channels_last(backbone) else torch.contiguous_format
     loader = DataLoader(split, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     bar = _progress_bar(progress)
     task = bar.add_task(description, total=len(loader)) if bar else None
@@ -86,7 +96,7 @@ def extract_features(
     try:
         with torch.no_grad(), bar or nullcontext():
             for images, targets in loader:
-                images = normalize(images.to(device, non_blocking=True), mean, std)
+                images = normalize(images.to(device, non_blocking=True), mean, std).contiguous(memory_format=layout)
                 batch = backbone(images).float()
                 features.append(batch if keep_on_device else batch.cpu())
                 labels.append(torch.as_tensor(targets, dtype=torch.int64))

@@ -727,3 +727,23 @@ def test_dataset_naming_the_runs_own_keeps_its_params_and_another_size_is_warned
         "dataset 'synthetic' gives 32 px images (its default) to a network trained on 16 px ones; to evaluate at "
         "the training size: --set data.dataset.image_size=16"
     ) in caplog.text
+
+
+def test_features_are_extracted_in_the_backbones_memory_layout():
+    """A channels-last backbone (an evaluation's on an x86-64 CPU, a CPU run's kNN monitor) gets channels-last
+    images, and its features are the contiguous network's up to rounding."""
+    backbone = simclr.create("backbone", "small_resnet", 8, width=4)
+    images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    split = TensorSplit(images, torch.arange(6) % 2)
+    seen = []
+    backbone.register_forward_pre_hook(
+        lambda module, inputs: seen.append(inputs[0].is_contiguous(memory_format=torch.channels_last))
+    )
+    stats = ((0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
+    plain, _ = extract_features(backbone, split, *stats, "cpu", 4, progress=False)
+    assert not features_module.uses_channels_last(backbone) and seen == [False, False]
+    seen.clear()
+    backbone.to(memory_format=torch.channels_last)
+    channels_last, _ = extract_features(backbone, split, *stats, "cpu", 4, progress=False)
+    assert features_module.uses_channels_last(backbone) and seen == [True, True]
+    torch.testing.assert_close(channels_last, plain, rtol=1e-4, atol=1e-5)
